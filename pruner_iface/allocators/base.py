@@ -1,0 +1,103 @@
+"""Allocator: how many units to prune in each layer, as a function of one strength `level` in [0, 1].
+
+The pruning loop searches `level` until the step objective is met; an allocator only maps
+(level, unit scores) to per-layer unit counts. Bounds shared by every allocator: `min_ratio`,
+`max_ratio`, per-layer `overrides` ({regex: ratio} fixes a layer's ratio; {regex: {"min_ratio":
+.., "max_ratio": ..}} bounds it), units already pruned stay pruned, and no layer loses every unit.
+"""
+from __future__ import annotations
+
+import math
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import ConfigError
+from ..registry import Registry, check
+from ..selection_ops import lowest_k
+from ..targets.base import TargetLayer
+
+
+@dataclass
+class Proposal:
+    """Per-layer counts (and optionally a shared score threshold that selects them)."""
+
+    counts: list[int]
+    threshold: float | None = None
+
+    def pruned_sets(self, unit_scores: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [lowest_k(s, k, self.threshold) for s, k in zip(unit_scores, self.counts)]
+
+
+@dataclass
+class Allocator(ABC):
+    min_ratio: float = 0.0
+    max_ratio: float = 1.0
+    overrides: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check(0.0 <= self.min_ratio < 1.0, "min_ratio", f"must be in [0, 1); got {self.min_ratio}")
+        check(0.0 < self.max_ratio <= 1.0, "max_ratio", f"must be in (0, 1]; got {self.max_ratio}")
+        check(self.min_ratio <= self.max_ratio, "min_ratio", f"{self.min_ratio} exceeds max_ratio {self.max_ratio}")
+        check(isinstance(self.overrides, dict), "overrides", "must map module-name regexes to a ratio or a dict")
+        self._rules = []
+        for pattern, rule in self.overrides.items():
+            key = f"overrides.{pattern}"
+            try:
+                regex = re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(f"{key}: not a valid regular expression ({exc})") from None
+            if isinstance(rule, (int, float)) and not isinstance(rule, bool):
+                check(0.0 <= rule < 1.0, key, f"a fixed ratio must be in [0, 1); got {rule}")
+                self._rules.append((regex, float(rule), float(rule)))
+            elif isinstance(rule, dict):
+                bad = set(rule) - {"min_ratio", "max_ratio"}
+                check(not bad, key, f"unknown key(s) {sorted(bad)}; allowed: min_ratio, max_ratio")
+                lo, hi = rule.get("min_ratio", self.min_ratio), rule.get("max_ratio", self.max_ratio)
+                check(0.0 <= lo < 1.0 and 0.0 < hi <= 1.0 and lo <= hi, key,
+                      f"needs 0 <= min_ratio <= max_ratio <= 1, min_ratio < 1; got {lo}, {hi}")
+                self._rules.append((regex, float(lo), float(hi)))
+            else:
+                raise ConfigError(f"{key}: must be a ratio or a dict with min_ratio/max_ratio; got {rule!r}")
+
+    def ratio_bounds(self, layer: TargetLayer) -> tuple[float, float, bool]:
+        """(min ratio, max ratio, fixed?) for one layer after overrides (the last match wins)."""
+        lo, hi, fixed = self.min_ratio, self.max_ratio, False
+        for regex, rlo, rhi in self._rules:
+            if regex.fullmatch(layer.name):
+                lo, hi, fixed = rlo, rhi, rlo == rhi
+        return lo, hi, fixed
+
+    def bounds(self, layers: list[TargetLayer], already: list[int]) -> tuple[list[int], list[int]]:
+        """Per-layer (lowest, highest) unit counts allowed."""
+        lows, highs = [], []
+        for layer, done in zip(layers, already):
+            lo, hi, fixed = self.ratio_bounds(layer)
+            cap = layer.max_units
+            if fixed:
+                n_lo = n_hi = min(round(lo * layer.num_units), cap)
+            else:
+                n_lo = min(math.ceil(lo * layer.num_units - 1e-9), cap)
+                n_hi = min(math.floor(hi * layer.num_units + 1e-9), cap)
+            n_lo = max(n_lo, done)
+            lows.append(n_lo)
+            highs.append(max(n_hi, n_lo))
+        return lows, highs
+
+    @abstractmethod
+    def propose(self, layers: list[TargetLayer], unit_scores: list[torch.Tensor], level: float) -> Proposal:
+        """Unbounded per-layer counts for strength `level` in [0, 1] (monotone in `level`)."""
+
+    def allocate(self, layers, unit_scores, level: float, already: list[int]) -> Proposal:
+        """:meth:`propose` clamped to the bounds."""
+        proposal = self.propose(layers, unit_scores, level)
+        lows, highs = self.bounds(layers, already)
+        counts = [min(max(c, lo), hi) for c, lo, hi in zip(proposal.counts, lows, highs)]
+        threshold = proposal.threshold if counts == proposal.counts else None
+        return Proposal(counts, threshold)
+
+
+ALLOCATORS: Registry[Allocator] = Registry("allocator", Allocator)
+register_allocator = ALLOCATORS.register

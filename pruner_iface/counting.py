@@ -1,0 +1,71 @@
+"""Parameter and FLOP counts that see pruner masks: masked entries are not counted.
+
+FLOPs come from fvcore's FlopCountAnalysis (one multiply-add counts as one FLOP, fvcore's
+convention). A masked weight scales its module's FLOPs by the fraction of weights kept, which
+for row (channel) pruning equals the FLOPs of the physically shrunk module.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+from .inputs import eval_mode, normalize_inputs
+from .masks import masked_params
+
+
+class _KeywordCall(nn.Module):
+    """Calls the wrapped model with keyword inputs, so fvcore can trace dict inputs."""
+
+    def __init__(self, model: nn.Module, keys: list[str]):
+        super().__init__()
+        self.model = model
+        self.keys = keys
+
+    def forward(self, *values):
+        return self.model(**dict(zip(self.keys, values)))
+
+
+def module_flops(model: nn.Module, example_inputs: Any) -> dict[str, int]:
+    """FLOPs of every module (fvcore's by_module); '' is the whole model. Ignores masks."""
+    from fvcore.nn import FlopCountAnalysis
+
+    args, kwargs = normalize_inputs(example_inputs)
+    traced, prefix = model, ""
+    if kwargs:
+        traced, prefix = _KeywordCall(model, list(kwargs)), "model."
+        args = tuple(args) + tuple(kwargs.values())
+    with torch.no_grad(), eval_mode(model), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analysis = FlopCountAnalysis(traced, args)
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+        counts = analysis.by_module()
+    if prefix:
+        counts = {("" if k == "model" else k[len(prefix):]): v for k, v in counts.items() if k.startswith("model") }
+    return {k: int(v) for k, v in counts.items()}
+
+
+def removed_fraction(mask: torch.Tensor) -> float:
+    return 1.0 - float(mask.sum()) / mask.numel()
+
+
+def count_flops(model: nn.Module, example_inputs: Any) -> int:
+    """FLOPs of one forward on `example_inputs`, with masked weights' share removed."""
+    per_module = module_flops(model, example_inputs)
+    total = float(per_module.get("", 0))
+    for name, _, param_name, mask in masked_params(model):
+        if param_name == "weight":
+            total -= per_module.get(name, 0) * removed_fraction(mask)
+    return int(round(total))
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters, not counting masked entries; shared parameters count once."""
+    masks = {id(getattr(m, p)): mask for _, m, p, mask in masked_params(model)}
+    total = 0
+    for param in model.parameters():  # model.parameters() yields each shared tensor once
+        mask = masks.get(id(param))
+        total += int(mask.sum()) if mask is not None else param.numel()
+    return total

@@ -1,0 +1,110 @@
+"""The inner loop of one pruning step: score units, then search the allocator's strength until
+the step objective is met. Nothing touches the model here; the Pruner applies the result."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .allocators.base import Allocator
+from .errors import ObjectiveNotReachedError, PrunerError
+from .metrics.base import Metric
+from .objectives.base import Objective
+from .targets.base import TargetLayer
+
+MAX_TRIES = 60
+
+
+@dataclass
+class Try:
+    level: float
+    value: float
+
+
+@dataclass
+class StepResult:
+    pruned: list[torch.Tensor]
+    value: float
+    tries: list[Try] = field(default_factory=list)
+
+
+def score_units(layers: list[TargetLayer], metric: Metric) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(unit scores, element scores) per layer; units already pruned score -inf so they stay pruned."""
+    unit_scores, element_scores = [], []
+    for layer in layers:
+        elem = metric.element_scores(layer)
+        if elem.shape != layer.weight.shape:
+            raise PrunerError(
+                f"metric {metric.registered_name!r} returned scores of shape {tuple(elem.shape)} for module "
+                f"{layer.name!r} whose {layer.param_name} is {tuple(layer.weight.shape)}"
+            )
+        units = layer.unit_scores(elem, metric.reduce).float()
+        if torch.isnan(units).any():
+            raise PrunerError(
+                f"metric {metric.registered_name!r} gave NaN scores for module {layer.name!r} "
+                f"(NaN or inf weights or gradients?)"
+            )
+        already = layer.current_pruned()
+        if already.any():
+            units = units.masked_fill(already, float("-inf"))
+        unit_scores.append(units)
+        element_scores.append(elem)
+    return unit_scores, element_scores
+
+
+def search(
+    layers: list[TargetLayer],
+    unit_scores: list[torch.Tensor],
+    allocator: Allocator,
+    objective: Objective,
+    target: float,
+) -> StepResult:
+    """The smallest allocator strength whose pruned units meet `target` (bisection on [0, 1]).
+
+    Every objective here is monotone in the strength; each distinct allocation is measured once.
+    Raises ObjectiveNotReachedError, naming the best reachable value, if even full strength fails.
+    """
+    already_sets = [layer.current_pruned() for layer in layers]
+    current = objective.measure(layers, already_sets)
+    result = StepResult(already_sets, current, [Try(0.0, current)])
+    if objective.achieved(current, target):
+        return result
+    already = [int(s.sum()) for s in already_sets]
+    seen: dict[tuple[int, ...], tuple[list[torch.Tensor], float]] = {}
+
+    def attempt(level: float) -> tuple[list[torch.Tensor], float]:
+        proposal = allocator.allocate(layers, unit_scores, level, already)
+        key = tuple(proposal.counts)
+        if key not in seen:
+            pruned = proposal.pruned_sets(unit_scores)
+            seen[key] = (pruned, objective.measure(layers, pruned))
+            result.tries.append(Try(level, seen[key][1]))
+        return seen[key]
+
+    lo, hi = 0.0, 1.0
+    guess = min(max(objective.to_amount(target), 1e-6), 1.0)
+    pruned, value = attempt(guess)
+    if objective.achieved(value, target):
+        hi, best = guess, (pruned, value)
+    else:
+        lo = guess
+        pruned, value = attempt(1.0)
+        if not objective.achieved(value, target):
+            name = objective.registered_name
+            raise ObjectiveNotReachedError(
+                f"{name} objective {target:.4g} cannot be reached: the most the {allocator.registered_name!r} "
+                f"allocator can prune (within max_ratio, overrides and at least one unit kept per layer) "
+                f"gives {name} {value:.4g}; the model was left as it was before this step"
+            )
+        best = (pruned, value)
+    for _ in range(MAX_TRIES):
+        if hi - lo <= 1e-7:
+            break
+        mid = (lo + hi) / 2
+        pruned, value = attempt(mid)
+        if objective.achieved(value, target):
+            hi, best = mid, (pruned, value)
+        else:
+            lo = mid
+    result.pruned, result.value = best
+    return result

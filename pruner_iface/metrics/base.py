@@ -1,0 +1,114 @@
+"""Metric: a score per weight element, reduced by the target to one score per unit.
+
+Metrics that need data (`requires_data`) learn from gradients: either from ``data``/``loss_fn``
+batches in :meth:`Pruner.run` (via :meth:`Metric.collect`), or from the user's own backward pass
+in the training-loop hooks (via :meth:`Metric.observe` at ``on_before_optimizer_step``).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+
+from ..errors import InputError, MissingDataError
+from ..registry import Registry, check
+from ..targets.base import REDUCTIONS, TargetLayer
+
+
+@dataclass
+class Metric(ABC):
+    """Scores weights; `reduce` (sum, mean, max) turns element scores into unit scores."""
+
+    reduce: str = "sum"
+
+    requires_data = False
+
+    def __post_init__(self) -> None:
+        check(self.reduce in REDUCTIONS, "reduce", f"{self.reduce!r} is not one of {', '.join(REDUCTIONS)}")
+
+    @abstractmethod
+    def element_scores(self, layer: TargetLayer) -> torch.Tensor:
+        """A tensor of the weight's shape; higher means more important."""
+
+    def reset(self) -> None:
+        """Forget accumulated statistics (called before each data pass)."""
+
+    def after_prune(self) -> None:
+        """Called after masks were updated in the training-loop hooks."""
+        self.reset()
+
+    def observe(self, layers: list[TargetLayer]) -> None:
+        """Accumulate statistics from the gradients now in ``layer.weight.grad``."""
+
+    def collect(self, model: nn.Module, layers: list[TargetLayer], data: Iterable, loss_fn: Callable) -> None:
+        """Run the data pass this metric needs (no-op for data-free metrics)."""
+
+
+def run_backward_passes(
+    model: nn.Module,
+    layers: list[TargetLayer],
+    data: Iterable,
+    loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+    batches: int | None,
+    on_batch: Callable[[], None],
+    metric_name: str,
+) -> None:
+    """Backward `loss_fn(model, batch)` over `data` and call `on_batch` after each backward.
+
+    The model is run in eval mode (BatchNorm statistics and dropout untouched) and its
+    ``.grad`` fields and ``requires_grad`` flags are restored afterwards.
+    """
+    if data is None or loss_fn is None:
+        raise MissingDataError(
+            f"metric {metric_name!r} needs gradients: pass data=<iterable of batches> and "
+            f"loss_fn=<callable(model, batch) -> scalar loss> to Pruner.run"
+        )
+    params = list(model.parameters())
+    saved_grads = [p.grad for p in params]
+    saved_flags = [p.requires_grad for p in params]
+    was_training = model.training
+    seen = 0
+    try:
+        model.eval()
+        for layer in layers:
+            layer.weight.requires_grad_(True)
+        for batch in data:
+            if batches is not None and seen >= batches:
+                break
+            for p in params:
+                p.grad = None
+            loss = loss_fn(model, batch)
+            if not (isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.requires_grad):
+                raise InputError(
+                    f"loss_fn must return a scalar tensor that requires grad; got "
+                    f"{type(loss).__name__}{tuple(loss.shape) if isinstance(loss, torch.Tensor) else ''}"
+                )
+            loss.backward()
+            on_batch()
+            seen += 1
+    finally:
+        for p, g, flag in zip(params, saved_grads, saved_flags):
+            p.grad = g
+            p.requires_grad_(flag)
+        model.train(was_training)
+    if seen == 0:
+        raise MissingDataError(
+            f"metric {metric_name!r}: data yielded no batch (an exhausted iterator? pass a list or DataLoader)"
+        )
+
+
+def weight_grad(layer: TargetLayer, metric_name: str) -> torch.Tensor:
+    grad = layer.weight.grad
+    if grad is None:
+        raise InputError(
+            f"metric {metric_name!r}: module {layer.name!r} has no gradient for {layer.param_name!r}; "
+            f"is it used by the loss, and was backward() called before on_before_optimizer_step()?"
+        )
+    return grad.detach()
+
+
+METRICS: Registry[Metric] = Registry("metric", Metric)
+register_metric = METRICS.register

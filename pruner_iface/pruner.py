@@ -1,0 +1,238 @@
+"""Pruner: the public entry point. Binds the five parts to a model and runs the nested loop.
+
+Outer loop: the scheduler's plan of (step, objective value). Inner loop (``loop.search``): the
+allocator's strength is raised until the step objective is met. Masks change only once a step's
+allocation meets its objective, so a failing step leaves the model as it was before it.
+"""
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from typing import Any, Callable, Iterable, Mapping, Optional
+
+import torch
+from torch import nn
+
+from . import loop
+from .config import PrunerConfig, build_parts
+from .counting import count_flops, count_params
+from .errors import InputError, MissingDataError, PrunerError
+from .inputs import check_forward, normalize_inputs
+from .masks import reapply_masks, set_mask
+from .report import LayerRow, Report, StepRow
+
+
+def _spec(part: Any) -> Any:
+    if isinstance(part, (str, Mapping)):
+        return copy.deepcopy(part)
+    return {"name": getattr(part, "registered_name", type(part).__name__), "instance": repr(part)}
+
+
+class Pruner:
+    """Prune `model` in place with a target, metric, allocator, scheduler and objective.
+
+    Each part is a registered name, a dict ``{"name": ..., **options}`` or an instance.
+    `example_inputs` is a tuple of positional tensors or a dict of keyword inputs; `include` /
+    `exclude` are module-name regexes (full match).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        example_inputs: Any,
+        *,
+        target: Any,
+        metric: Any,
+        objective: Any,
+        allocator: Any = "uniform",
+        scheduler: Any = "one-pass",
+        include: Optional[list[str]] = None,
+        exclude: Optional[list[str]] = None,
+    ):
+        if not isinstance(model, nn.Module):
+            raise InputError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        self.model = model
+        self.example_inputs = example_inputs
+        self._args, self._kwargs = normalize_inputs(example_inputs)
+        parts = build_parts(target, metric, allocator, scheduler, objective)
+        self.target, self.metric = parts.target, parts.metric
+        self.allocator, self.scheduler, self.objective = parts.allocator, parts.scheduler, parts.objective
+        self.layers = self.target.bind(model, include, exclude)
+        check_forward(model, self._args, self._kwargs)
+        self.objective.bind(model, example_inputs, self.layers)
+        self.plan = self.scheduler.plan(self.objective)
+        self._parts_spec = {
+            "target": _spec(target), "metric": _spec(metric), "allocator": _spec(allocator),
+            "scheduler": _spec(scheduler), "objective": _spec(objective),
+            "include": include, "exclude": exclude,
+        }
+        self._dense_params = sum(p.numel() for p in model.parameters())
+        self._dense_flops = self._flops()
+        self.report = self._new_report()
+        self._step = 0
+        self._sped_up = False
+        self._done_steps: set[int] = set()
+
+    # ------------------------------------------------------------------ construction helpers
+    @classmethod
+    def from_config(cls, config: Any, model: nn.Module, example_inputs: Any) -> "Pruner":
+        """Build from a PrunerConfig, a dict or a YAML/JSON file path."""
+        cfg = PrunerConfig.load(config)
+        return cls(model, example_inputs, target=cfg.target, metric=cfg.metric, allocator=cfg.allocator,
+                   scheduler=cfg.scheduler, objective=cfg.objective, include=cfg.include, exclude=cfg.exclude)
+
+    @classmethod
+    def from_preset(cls, name: str, model: nn.Module, example_inputs: Any, **overrides: Any) -> "Pruner":
+        """Build from a named preset; `overrides` replace a part (name/instance) or update its dict."""
+        from .presets import resolve
+
+        return cls.from_config(resolve(name, **overrides), model, example_inputs)
+
+    # ------------------------------------------------------------------ one-call loop
+    def run(
+        self,
+        *,
+        data: Optional[Iterable] = None,
+        loss_fn: Optional[Callable[[nn.Module, Any], torch.Tensor]] = None,
+        fine_tune: Optional[Callable[[nn.Module, int], Any]] = None,
+        evaluate: Optional[Callable[[nn.Module], float]] = None,
+        progress: bool = False,
+    ) -> Report:
+        """Run every step of the schedule: score, allocate to the step objective, mask, fine-tune.
+
+        `data` yields batches and `loss_fn(model, batch)` returns a scalar loss, for metrics that
+        need gradients; `fine_tune(model, step)` runs after each pruning step; `evaluate(model)`
+        returns a float recorded before pruning and after each step.
+        """
+        self._check_usable()
+        for name, fn in (("loss_fn", loss_fn), ("fine_tune", fine_tune), ("evaluate", evaluate)):
+            if fn is not None and not callable(fn):
+                raise InputError(f"{name} must be callable; got {type(fn).__name__}")
+        if self.metric.requires_data and (data is None or loss_fn is None):
+            raise MissingDataError(
+                f"metric {self.metric.registered_name!r} needs gradients: pass data=<iterable of batches> and "
+                f"loss_fn=<callable(model, batch) -> scalar loss> to run()"
+            )
+        if evaluate is not None and self.report.dense_evaluation is None:
+            self.report.dense_evaluation = float(evaluate(self.model))
+        self.metric.reset()
+        steps = [(s, v) for s, v in self.plan if s not in self._done_steps]
+        from tqdm.auto import tqdm
+
+        for step, value in tqdm(steps, desc="pruning", disable=not progress or len(steps) < 2):
+            if self.metric.requires_data:
+                self.metric.collect(self.model, self.layers, data, loss_fn)
+            changed = self._prune_to(step, value)
+            if changed and fine_tune is not None:
+                fine_tune(self.model, step)
+                reapply_masks(self.model)
+            if evaluate is not None:
+                self.report.steps[-1].evaluation = float(evaluate(self.model))
+        return self._finish()
+
+    # ------------------------------------------------------------------ training-loop hooks
+    def on_train_begin(self) -> None:
+        """Start a training-loop run: step-driven pruning follows the scheduler's plan."""
+        self._check_usable()
+        self._step = 0
+        self.metric.reset()
+
+    def on_step_begin(self, step: Optional[int] = None) -> None:
+        """Prune if `step` (default: the pruner's own counter) is a step of the plan."""
+        self._check_usable()
+        if step is not None:
+            self._step = int(step)
+        for planned, value in self.plan:
+            if planned == self._step and planned not in self._done_steps:
+                self._prune_to(planned, value)
+                self.metric.after_prune()
+
+    def on_before_optimizer_step(self) -> None:
+        """Call after backward(): metrics that need gradients read them here."""
+        if self.metric.requires_data:
+            self.metric.observe(self.layers)
+
+    def on_after_optimizer_step(self) -> None:
+        """Re-apply masks and advance the step counter."""
+        reapply_masks(self.model)
+        self._step += 1
+
+    def on_train_end(self) -> Report:
+        """Finish the run; warns about planned steps that were never reached."""
+        missed = [s for s, _ in self.plan if s not in self._done_steps]
+        if missed:
+            warnings.warn(
+                f"training ended at step {self._step} before pruning steps {missed} of the schedule; "
+                f"the objective {self.objective.target} was not reached"
+            )
+            self.report.extra["missed_steps"] = missed
+        return self._finish()
+
+    # ------------------------------------------------------------------ speed-up
+    def speed_up(self) -> nn.Module:
+        """Physically shrink structured-pruned modules in place and return the model."""
+        self._check_usable()
+        from .speedup import speed_up_rows
+
+        speed_up_rows(self.model, self.target, self.layers)
+        self._sped_up = True
+        self.report.params = count_params(self.model)
+        self.report.flops = self._flops()
+        return self.model
+
+    # ------------------------------------------------------------------ internals
+    def _check_usable(self) -> None:
+        if self._sped_up:
+            raise PrunerError("this Pruner's model was already sped up; create a new Pruner to prune it further")
+
+    def _flops(self) -> Optional[int]:
+        try:
+            return count_flops(self.model, self.example_inputs)
+        except Exception as exc:  # FLOPs are informative here; the flops objective raises on its own
+            warnings.warn(f"FLOPs could not be counted ({type(exc).__name__}: {exc})")
+            return None
+
+    def _prune_to(self, step: int, value: float) -> bool:
+        """One pruning step; returns whether masks changed. Raises before touching the model."""
+        started = time.perf_counter()
+        unit_scores, element_scores = loop.score_units(self.layers, self.metric)
+        result = loop.search(self.layers, unit_scores, self.allocator, self.objective, value)
+        new_masks = []
+        for layer, pruned, elem in zip(self.layers, result.pruned, element_scores):
+            if pruned.any() and not torch.equal(pruned, layer.current_pruned()):
+                new_masks.append((layer, layer.masks(pruned, elem)))
+        for layer, masks in new_masks:  # all masks computed first: applying cannot half-fail
+            for param_name, keep in masks.items():
+                set_mask(layer.module, param_name, keep)
+        self._done_steps.add(step)
+        self.report.steps.append(StepRow(
+            step=step, objective_target=value, objective_value=result.value,
+            params=count_params(self.model), flops=self._flops(),
+            tries=[{"level": t.level, "value": t.value} for t in result.tries],
+            seconds=time.perf_counter() - started,
+        ))
+        return bool(new_masks)
+
+    def _new_report(self) -> Report:
+        return Report(
+            parts=self._parts_spec, objective=self.objective.registered_name,
+            objective_target=self.objective.target, dense_params=self._dense_params,
+            dense_flops=self._dense_flops,
+        )
+
+    def _finish(self) -> Report:
+        rows = []
+        for layer in self.layers:
+            pruned = layer.current_pruned()
+            mask = layer.current_mask()
+            total = layer.weight.numel()
+            kept = total if mask is None else int(mask.sum())
+            rows.append(LayerRow(layer.name, list(layer.shape), kept, total, 1 - kept / total,
+                                 layer.num_units - int(pruned.sum()), layer.num_units))
+        self.report.layers = rows
+        self.report.params = count_params(self.model)
+        self.report.flops = self._flops()
+        if self.report.steps:
+            self.report.evaluation = self.report.steps[-1].evaluation
+        return self.report

@@ -1,0 +1,104 @@
+"""Report: what a pruning run did, per step and per layer; JSON and Markdown renderings."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+
+@dataclass
+class LayerRow:
+    name: str
+    shape: list[int]
+    kept: int
+    total: int
+    sparsity: float
+    units_kept: int
+    units_total: int
+
+
+@dataclass
+class StepRow:
+    step: int
+    objective_target: float
+    objective_value: float
+    params: int
+    flops: Optional[int]
+    tries: list[dict]
+    evaluation: Optional[float] = None
+    seconds: float = 0.0
+
+
+@dataclass
+class Report:
+    """Per-step and per-layer rows plus dense/final params, FLOPs and evaluate() values."""
+
+    parts: dict
+    objective: str
+    objective_target: float
+    dense_params: int
+    dense_flops: Optional[int]
+    dense_evaluation: Optional[float] = None
+    steps: list[StepRow] = field(default_factory=list)
+    layers: list[LayerRow] = field(default_factory=list)
+    params: Optional[int] = None
+    flops: Optional[int] = None
+    evaluation: Optional[float] = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self, path: str | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2, default=str)
+        if path is not None:
+            with open(path, "w") as f:
+                f.write(text + "\n")
+        return text
+
+    def to_markdown(self, path: str | None = None) -> str:
+        def ratio(a, b):
+            return f"{a / b:.3f}" if a is not None and b else "-"
+
+        def num(v, fmt="{:,}"):
+            return "-" if v is None else fmt.format(v)
+
+        lines = [
+            "# Pruning report",
+            "",
+            "| part | spec |",
+            "|---|---|",
+            *[f"| {k} | `{json.dumps(v, default=str)}` |" for k, v in self.parts.items()],
+            "",
+            "| | dense | pruned | ratio |",
+            "|---|---|---|---|",
+            f"| params | {num(self.dense_params)} | {num(self.params)} | {ratio(self.params, self.dense_params)} |",
+            f"| FLOPs | {num(self.dense_flops)} | {num(self.flops)} | {ratio(self.flops, self.dense_flops)} |",
+            f"| evaluate() | {num(self.dense_evaluation, '{:.4f}')} | {num(self.evaluation, '{:.4f}')} | |",
+        ]
+        for key, value in self.extra.items():
+            lines.append(f"| {key} | {value} | | |" if not isinstance(value, (list, tuple)) else
+                         f"| {key} | " + " | ".join(str(v) for v in value) + " |")
+        lines += [
+            "",
+            f"## Steps ({self.objective}, target {self.objective_target})",
+            "",
+            "| step | target | reached | params | FLOPs | tries | evaluate() | seconds |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for s in self.steps:
+            lines.append(
+                f"| {s.step} | {s.objective_target:.4f} | {s.objective_value:.4f} | {num(s.params)} | "
+                f"{num(s.flops)} | {len(s.tries)} | {num(s.evaluation, '{:.4f}')} | {s.seconds:.2f} |"
+            )
+        lines += ["", "## Layers", "", "| layer | shape | kept / total | sparsity | units kept / total |", "|---|---|---|---|---|"]
+        for r in self.layers:
+            lines.append(
+                f"| {r.name} | {'x'.join(map(str, r.shape))} | {r.kept:,} / {r.total:,} | {r.sparsity:.3f} | "
+                f"{r.units_kept:,} / {r.units_total:,} |"
+            )
+        text = "\n".join(lines) + "\n"
+        if path is not None:
+            with open(path, "w") as f:
+                f.write(text)
+        return text

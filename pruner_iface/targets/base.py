@@ -1,0 +1,197 @@
+"""Target: what can be pruned, seen as units. A TargetLayer views one parameter as units."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..masks import get_mask
+from ..registry import Registry, check, construct
+from ..selection import DEFAULT_MODULE_TYPES, resolve_types, select_modules
+
+REDUCTIONS = ("sum", "mean", "max")
+
+
+def reduce_units(grouped: torch.Tensor, how: str, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Reduce ``[units, unit_size]`` element scores to one score per unit."""
+    if how not in REDUCTIONS:
+        raise ConfigError(f"reduce: {how!r} is not one of {', '.join(REDUCTIONS)}")
+    if grouped.shape[-1] == 1:
+        return grouped[:, 0]
+    if valid is not None:
+        filler = float("-inf") if how == "max" else 0.0
+        grouped = grouped.masked_fill(~valid, filler)
+    if how == "max":
+        return grouped.amax(-1)
+    total = grouped.sum(-1)
+    if how == "sum":
+        return total
+    count = grouped.shape[-1] if valid is None else valid.sum(-1).clamp_min(1)
+    return total / count
+
+
+def matrix_view(weight: torch.Tensor) -> torch.Tensor:
+    """A Linear/ConvNd weight as ``[out, in_cols]``; conv weights permuted to ``[out, *k, in]`` first."""
+    if weight.dim() <= 2:
+        return weight.reshape(weight.shape[0], -1)
+    perm = (0, *range(2, weight.dim()), 1)
+    return weight.permute(*perm).reshape(weight.shape[0], -1)
+
+
+def from_matrix(matrix: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Inverse of :func:`matrix_view`."""
+    if len(shape) <= 2:
+        return matrix.reshape(shape)
+    permuted = (shape[0], *shape[2:], shape[1])
+    inv = (0, len(shape) - 1, *range(1, len(shape) - 1))
+    return matrix.reshape(permuted).permute(*inv).contiguous()
+
+
+class TargetLayer(ABC):
+    """One pruned parameter seen as `num_units` units.
+
+    Subclasses define how elements group into units (:meth:`group`) and how pruned units turn
+    into keep-masks (:meth:`masks`). Counts used by objectives:
+    ``unit_weights`` (weight elements a unit removes: an int, or a per-unit tensor where units
+    differ), ``unit_extra`` (other parameters it removes, e.g. a bias entry), ``counts_weights``
+    (sparsity counts weights rather than units).
+    """
+
+    counts_weights = False
+    structured = False
+
+    def __init__(self, name: str, module: nn.Module, param_name: str = "weight"):
+        self.name = name
+        self.module = module
+        self.param_name = param_name
+        self.unit_extra = 0
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return getattr(self.module, self.param_name)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.weight.shape)
+
+    # --- to be defined by each target -------------------------------------------------------
+    num_units: int
+    unit_weights: int | torch.Tensor
+
+    @abstractmethod
+    def group(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Elements of a weight-shaped tensor as ``[num_units, unit_size]``."""
+
+    @abstractmethod
+    def ungroup(self, grouped: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`group`."""
+
+    # --- shared behaviour --------------------------------------------------------------------
+    @property
+    def max_units(self) -> int:
+        """Most units that may be pruned: every layer keeps at least one unit."""
+        return self.num_units - 1
+
+    @property
+    def sparsity_total(self) -> int:
+        return int(self.weight.numel()) if self.counts_weights else self.num_units
+
+    def removed_weights(self, pruned: torch.Tensor) -> int:
+        """Weight elements removed by the pruned units."""
+        if isinstance(self.unit_weights, int):
+            return self.unit_weights * int(pruned.sum())
+        return int(self.unit_weights.to(pruned.device)[pruned].sum())
+
+    def removed_params(self, pruned: torch.Tensor) -> int:
+        """Parameters removed (weights plus e.g. bias entries)."""
+        return self.removed_weights(pruned) + self.unit_extra * int(pruned.sum())
+
+    def sparsity_removed(self, pruned: torch.Tensor) -> int:
+        """What the sparsity objective counts as removed: weights or units."""
+        return self.removed_weights(pruned) if self.counts_weights else int(pruned.sum())
+
+    def unit_scores(self, element_scores: torch.Tensor, reduce: str) -> torch.Tensor:
+        return reduce_units(self.group(element_scores), reduce)
+
+    def current_mask(self) -> torch.Tensor | None:
+        return get_mask(self.module, self.param_name)
+
+    def current_pruned(self) -> torch.Tensor:
+        """Units already removed by the masks in place."""
+        mask = self.current_mask()
+        if mask is None:
+            return torch.zeros(self.num_units, dtype=torch.bool, device=self.weight.device)
+        return ~self.group(mask).any(-1)
+
+    def masks(self, pruned: torch.Tensor, element_scores: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Keep-masks for every parameter the pruned units touch."""
+        keep = ~pruned.unsqueeze(-1).expand(-1, self.group(self.weight).shape[-1])
+        return {self.param_name: self.ungroup(keep)}
+
+
+@dataclass
+class Target(ABC):
+    """Base of all targets: selects modules and turns each selected parameter into a TargetLayer.
+
+    `module_types` are torch.nn class names (or classes); `overrides` maps a module-name regex
+    (full match) to target options for the matching layers (e.g. another block shape).
+    """
+
+    module_types: Sequence[Any] = DEFAULT_MODULE_TYPES
+    overrides: dict = field(default_factory=dict)
+
+    structured = False
+    supported_types: tuple[type, ...] | None = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+    def __post_init__(self) -> None:
+        self._types = resolve_types(self.module_types)
+        if self.supported_types is not None:
+            for t in self._types:
+                check(issubclass(t, self.supported_types), "module_types",
+                      f"{t.__name__} is not supported by this target; allowed: "
+                      + ", ".join(s.__name__ for s in self.supported_types))
+        check(isinstance(self.overrides, dict), "overrides", "must map module-name regexes to option dicts")
+        own = {f.name for f in dataclasses.fields(self)} - {"module_types", "overrides"}
+        self._overrides = []
+        for pattern, opts in self.overrides.items():
+            check(isinstance(opts, dict), f"overrides.{pattern}", "must be a dict of target options")
+            bad = [k for k in opts if k not in own]
+            check(not bad, f"overrides.{pattern}", f"unknown option(s) {bad}; allowed: {sorted(own)}")
+            try:
+                self._overrides.append((re.compile(pattern), opts))
+            except re.error as exc:
+                raise ConfigError(f"overrides: {pattern!r} is not a valid regular expression ({exc})") from None
+
+    def options_for(self, name: str) -> "Target":
+        """This target with the per-layer overrides of module `name` applied."""
+        opts: dict = {}
+        for pattern, o in self._overrides:
+            if pattern.fullmatch(name):
+                opts.update(o)
+        if not opts:
+            return self
+        base = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "overrides"}
+        return construct(type(self), {**base, **opts}, f"target.overrides[{name}]")
+
+    def bind(self, model: nn.Module, include=None, exclude=None) -> list[TargetLayer]:
+        """One TargetLayer per selected parameter; shape problems raise before anything changes."""
+        layers = []
+        for name, module in select_modules(model, self._types, include, exclude):
+            if not isinstance(getattr(module, "weight", None), torch.Tensor):
+                raise ConfigError(f"module {name!r} ({type(module).__name__}) has no weight tensor to prune")
+            layers.append(self.options_for(name).make_layer(name, module))
+        return layers
+
+    @abstractmethod
+    def make_layer(self, name: str, module: nn.Module) -> TargetLayer:
+        """The TargetLayer of one selected module (raises ConfigError if its shape does not fit)."""
+
+
+TARGETS: Registry[Target] = Registry("target", Target)
+register_target = TARGETS.register
