@@ -95,7 +95,7 @@ class Registry(Generic[T]):
             cls = self.get(name)
         except UnknownNameError as exc:
             raise UnknownNameError(f"{path}: {exc}") from None
-        return construct(cls, kwargs, f"{path}({name})")
+        return construct(cls, kwargs, path)
 
 
 def unknown_name(kind: str, name: Any, known: list[str]) -> UnknownNameError:
@@ -111,8 +111,10 @@ def construct(cls: type, kwargs: Mapping[str, Any], path: str) -> Any:
         allowed = [f.name for f in dataclasses.fields(cls) if f.init]
         unknown = [k for k in kwargs if k not in allowed]
         if unknown:
+            label = getattr(cls, "registered_name", cls.__name__)
             raise ConfigError(
-                f"{path}: unknown option(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed) or 'none'}"
+                f"{path}: unknown option(s) {', '.join(map(repr, unknown))} for {label!r}; "
+                f"allowed: {', '.join(allowed) or 'none'}"
             )
     try:
         return cls(**kwargs)

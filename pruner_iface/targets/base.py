@@ -5,7 +5,7 @@ import dataclasses
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import torch
 from torch import nn
@@ -147,7 +147,7 @@ class Target(ABC):
     overrides: dict = field(default_factory=dict)
 
     structured = False
-    supported_types: tuple[type, ...] | None = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+    supported_types: ClassVar[tuple[type, ...] | None] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
     def __post_init__(self) -> None:
         self._types = resolve_types(self.module_types)

@@ -58,7 +58,7 @@ class NMLayer(TargetLayer):
         current = self.current_mask()
         if current is not None:  # weights already removed stay removed
             scores = scores.masked_fill(~self.group(current), float("-inf"))
-        order = scores.argsort(-1, stable=True)[:, : self.m - self.n]
+        order = scores.argsort(dim=-1, stable=True)[:, : self.m - self.n]
         drop = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, order, True)
         keep = ~(drop & pruned.unsqueeze(-1))
         return {self.param_name: self.ungroup(keep)}
