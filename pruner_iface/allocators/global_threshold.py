@@ -27,13 +27,16 @@ class GlobalThreshold(Allocator):
         counts = [int((s <= t).sum()) for s in unit_scores]
         if sum(counts) == k:
             return Proposal(counts, threshold=t)
-        # ties at the threshold: take units below it, then tied ones in layer order
+        # ties at the threshold: take units below it, then share the tied ones in proportion
         counts = [int((s < t).sum()) for s in unit_scores]
+        ties = [int((s == t).sum()) for s in unit_scores]
         missing = k - sum(counts)
-        for i, s in enumerate(unit_scores):
-            if missing <= 0:
-                break
-            extra = min(missing, int((s == t).sum()))
+        shares = [missing * n // sum(ties) for n in ties]
+        for i in range(len(counts)):
+            counts[i] += shares[i]
+        left = missing - sum(shares)
+        for i, n in enumerate(ties):
+            extra = min(left, n - shares[i])
             counts[i] += extra
-            missing -= extra
+            left -= extra
         return Proposal(counts)
