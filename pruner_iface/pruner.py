@@ -123,8 +123,9 @@ class Pruner:
         for step, value in tqdm(steps, desc="pruning", disable=not progress or len(steps) < 2):
             if self.metric.requires_data:
                 self.metric.collect(self.model, self.layers, data, loss_fn)
-            changed = self._prune_to(step, value)
-            if changed and fine_tune is not None:
+            if not self._prune_to(step, value):
+                continue
+            if fine_tune is not None:
                 fine_tune(self.model, step)
                 reapply_masks(self.model)
             if evaluate is not None:
@@ -196,6 +197,10 @@ class Pruner:
     def _prune_to(self, step: int, value: float) -> bool:
         """One pruning step; returns whether masks changed. Raises before touching the model."""
         started = time.perf_counter()
+        current = [layer.current_pruned() for layer in self.layers]
+        if self.objective.achieved(self.objective.measure(self.layers, current), value):
+            self._done_steps.add(step)  # e.g. the first step of a curve from the dense value
+            return False
         unit_scores, element_scores = loop.score_units(self.layers, self.metric)
         result = loop.search(self.layers, unit_scores, self.allocator, self.objective, value)
         new_masks = []
