@@ -1,0 +1,40 @@
+import torch
+from torch import nn
+
+import pruner_iface as pi
+from pruner_iface.masks import set_mask
+
+
+def test_count_flops_matches_analytic_count_for_conv_and_linear():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.Flatten(), nn.Linear(8 * 5 * 5, 4))
+    x = (torch.randn(2, 3, 5, 5),)
+    analytic = 2 * (8 * 3 * 9 * 25 + 200 * 4)  # multiply-adds, fvcore's convention
+    assert pi.count_flops(model, x) == analytic
+
+
+def test_masks_reduce_counted_params_and_flops():
+    model = nn.Sequential(nn.Linear(10, 10), nn.Linear(10, 2))
+    x = (torch.randn(1, 10),)
+    keep = torch.ones(10, 10, dtype=torch.bool)
+    keep[:5] = False
+    set_mask(model[0], "weight", keep)
+    assert pi.count_params(model) == 10 * 10 + 10 + 10 * 2 + 2 - 50
+    assert pi.count_flops(model, x) == 100 + 20 - 50
+
+
+def test_shared_parameters_count_once():
+    lin = nn.Linear(4, 4)
+    model = nn.Sequential(lin, nn.ReLU(), lin)
+    assert pi.count_params(model) == 20
+
+
+def test_keyword_inputs_are_counted():
+    from conftest import KwargModel
+
+    flops = pi.count_flops(KwargModel(), {"features": torch.randn(3, 12)})
+    assert flops == 3 * (12 * 24 + 24 * 4)
+
+
+def test_measure_latency_reports_median_and_spread():
+    lat = pi.measure_latency(nn.Linear(8, 8), (torch.randn(4, 8),), runs=5, warmup=1, threads=1)
+    assert lat.runs == 5 and lat.p10_ms <= lat.median_ms <= lat.p90_ms and lat.threads == 1
