@@ -59,9 +59,11 @@ def search(
     objective: Objective,
     target: float,
 ) -> StepResult:
-    """The smallest allocator strength whose pruned units meet `target` (bisection on [0, 1]).
+    """The smallest allocator strength whose pruned units meet `target`, searched on [0, 1].
 
-    Every objective here is monotone in the strength; each distinct allocation is measured once.
+    Every objective here is monotone in the strength. The search interpolates and bisects, and
+    stops once the value overshoots the target by at most ``objective.precision`` (in amount
+    pruned) or the strength is pinned down; each distinct allocation is measured once.
     Raises ObjectiveNotReachedError, naming the best reachable value, if even full strength fails.
     """
     already_sets = [layer.current_pruned() for layer in layers]
@@ -81,13 +83,12 @@ def search(
             result.tries.append(Try(level, seen[key][1]))
         return seen[key]
 
-    lo, hi = 0.0, 1.0
-    guess = min(max(objective.to_amount(target), 1e-6), 1.0)
-    pruned, value = attempt(guess)
-    if objective.achieved(value, target):
-        hi, best = guess, (pruned, value)
-    else:
-        lo = guess
+    amount, goal = objective.to_amount, objective.to_amount(target)
+    lo, lo_amount = 0.0, amount(current)
+    hi = min(max(goal, 1e-6), 1.0)  # for sparsity the allocator's level is the objective itself
+    pruned, value = attempt(hi)
+    if not objective.achieved(value, target):
+        lo, lo_amount, hi = hi, amount(value), 1.0
         pruned, value = attempt(1.0)
         if not objective.achieved(value, target):
             name = objective.registered_name
@@ -96,15 +97,18 @@ def search(
                 f"allocator can prune (within max_ratio, overrides and at least one unit kept per layer) "
                 f"gives {name} {value:.4g}; the model was left as it was before this step"
             )
-        best = (pruned, value)
-    for _ in range(MAX_TRIES):
-        if hi - lo <= 1e-7:
+    best, hi_amount = (pruned, value), amount(value)
+    for i in range(MAX_TRIES):
+        if hi_amount - goal <= objective.precision or hi - lo <= 1e-7:
             break
         mid = (lo + hi) / 2
+        if i % 2 == 0 and hi_amount > lo_amount:  # interpolate; every other try bisects to guarantee progress
+            mid = lo + (hi - lo) * (goal - lo_amount) / (hi_amount - lo_amount)
+            mid = min(max(mid, lo + 0.01 * (hi - lo)), hi - 0.01 * (hi - lo))
         pruned, value = attempt(mid)
         if objective.achieved(value, target):
-            hi, best = mid, (pruned, value)
+            hi, hi_amount, best = mid, amount(value), (pruned, value)
         else:
-            lo = mid
+            lo, lo_amount = mid, amount(value)
     result.pruned, result.value = best
     return result

@@ -20,15 +20,22 @@ from ..selection_ops import lowest_k
 from ..targets.base import TargetLayer
 
 
+def units_for(ratio: float, units: int) -> int:
+    """Units to prune for a ratio, rounded up so that the ratio is always met (within one unit)."""
+    return min(units, max(0, math.ceil(ratio * units - 1e-9)))
+
+
 @dataclass
 class Proposal:
-    """Per-layer counts (and optionally a shared score threshold that selects them)."""
+    """Per-layer unit counts, and the pruned sets where the allocator already selected them."""
 
     counts: list[int]
-    threshold: float | None = None
+    sets: list[torch.Tensor | None] | None = None
 
     def pruned_sets(self, unit_scores: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [lowest_k(s, k, self.threshold) for s, k in zip(unit_scores, self.counts)]
+        """Bool tensors marking the `counts[i]` lowest-scoring units of each layer."""
+        known = self.sets or [None] * len(self.counts)
+        return [lowest_k(s, k) if chosen is None else chosen for s, k, chosen in zip(unit_scores, self.counts, known)]
 
 
 @dataclass
@@ -77,7 +84,7 @@ class Allocator(ABC):
             lo, hi, fixed = self.ratio_bounds(layer)
             cap = layer.max_units
             if fixed:
-                n_lo = n_hi = min(round(lo * layer.num_units), cap)
+                n_lo = n_hi = min(units_for(lo, layer.num_units), cap)
             else:
                 n_lo = min(math.ceil(lo * layer.num_units - 1e-9), cap)
                 n_hi = min(math.floor(hi * layer.num_units + 1e-9), cap)
@@ -95,8 +102,9 @@ class Allocator(ABC):
         proposal = self.propose(layers, unit_scores, level)
         lows, highs = self.bounds(layers, already)
         counts = [min(max(c, lo), hi) for c, lo, hi in zip(proposal.counts, lows, highs)]
-        threshold = proposal.threshold if counts == proposal.counts else None
-        return Proposal(counts, threshold)
+        known = proposal.sets or [None] * len(counts)
+        sets = [chosen if c == raw else None for c, raw, chosen in zip(counts, proposal.counts, known)]
+        return Proposal(counts, sets)
 
 
 ALLOCATORS: Registry[Allocator] = Registry("allocator", Allocator)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from ..selection_ops import kth_smallest
-from .base import Allocator, Proposal, register_allocator
+from .base import Allocator, Proposal, register_allocator, units_for
 
 
 @register_allocator("global")
@@ -16,27 +16,30 @@ class GlobalThreshold(Allocator):
 
     def propose(self, layers, unit_scores, level):
         total = sum(s.numel() for s in unit_scores)
-        k = round(level * total)
+        k = units_for(level, total)
         if k <= 0:
             return Proposal([0] * len(layers))
         if k >= total:
             return Proposal([s.numel() for s in unit_scores])
         flat = torch.cat([s.reshape(-1).float() for s in unit_scores])
-        t = kth_smallest(flat, k)
+        t = kth_smallest(flat, k, scratch=True)
         del flat
-        counts = [int((s <= t).sum()) for s in unit_scores]
+        sets = [s <= t for s in unit_scores]
+        counts = [int(torch.count_nonzero(chosen)) for chosen in sets]
         if sum(counts) == k:
-            return Proposal(counts, threshold=t)
-        # ties at the threshold: take units below it, then share the tied ones in proportion
-        counts = [int((s < t).sum()) for s in unit_scores]
-        ties = [int((s == t).sum()) for s in unit_scores]
+            return Proposal(counts, sets)
+        # ties at the threshold: units below it, then the tied ones shared in proportion per layer
+        sets = [s < t for s in unit_scores]
+        counts = [int(torch.count_nonzero(chosen)) for chosen in sets]
+        ties = [(s == t).reshape(-1).nonzero().reshape(-1) for s in unit_scores]
         missing = k - sum(counts)
-        shares = [missing * n // sum(ties) for n in ties]
-        for i in range(len(counts)):
-            counts[i] += shares[i]
-        left = missing - sum(shares)
-        for i, n in enumerate(ties):
-            extra = min(left, n - shares[i])
-            counts[i] += extra
-            left -= extra
-        return Proposal(counts)
+        n_ties = sum(len(x) for x in ties)
+        extra = [missing * len(x) // n_ties for x in ties]
+        left = missing - sum(extra)
+        for i, x in enumerate(ties):
+            more = min(left, len(x) - extra[i])
+            extra[i] += more
+            left -= more
+        for chosen, x, e in zip(sets, ties, extra):
+            chosen.reshape(-1)[x[:e]] = True
+        return Proposal([c + e for c, e in zip(counts, extra)], sets)

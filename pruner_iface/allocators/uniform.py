@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Allocator, Proposal, register_allocator
+from .base import Allocator, Proposal, register_allocator, units_for
 
 
 @register_allocator("uniform")
 @dataclass
 class Uniform(Allocator):
-    """Every layer prunes round(level × its units)."""
+    """Every layer prunes ceil(level × its units)."""
 
     def propose(self, layers, unit_scores, level):
-        return Proposal([round(level * layer.num_units) for layer in layers])
+        return Proposal([units_for(level, layer.num_units) for layer in layers])

@@ -20,12 +20,15 @@ from ..targets.base import TargetLayer
 @dataclass
 class Objective(ABC):
     target: Optional[float] = None
+    precision: float = 1e-3  # the search may stop when it overshoots the target by at most this
 
     removes = False  # True: the value measures what was removed (sparsity); False: what remains
 
     def __post_init__(self) -> None:
         check(self.target is not None, "target", "is required (e.g. {'name': 'flops', 'target': 0.5})")
         self.check_value(self.target, "target")
+        check(isinstance(self.precision, (int, float)) and 0.0 <= self.precision <= 0.1, "precision",
+              f"must be in [0, 0.1] (amount pruned); got {self.precision!r}")
 
     @property
     def dense_value(self) -> float:

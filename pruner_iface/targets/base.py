@@ -105,16 +105,16 @@ class TargetLayer(ABC):
     def removed_weights(self, pruned: torch.Tensor) -> int:
         """Weight elements removed by the pruned units."""
         if isinstance(self.unit_weights, int):
-            return self.unit_weights * int(pruned.sum())
+            return self.unit_weights * int(torch.count_nonzero(pruned))
         return int(self.unit_weights.to(pruned.device)[pruned].sum())
 
     def removed_params(self, pruned: torch.Tensor) -> int:
         """Parameters removed (weights plus e.g. bias entries)."""
-        return self.removed_weights(pruned) + self.unit_extra * int(pruned.sum())
+        return self.removed_weights(pruned) + self.unit_extra * int(torch.count_nonzero(pruned))
 
     def sparsity_removed(self, pruned: torch.Tensor) -> int:
         """What the sparsity objective counts as removed: weights or units."""
-        return self.removed_weights(pruned) if self.counts_weights else int(pruned.sum())
+        return self.removed_weights(pruned) if self.counts_weights else int(torch.count_nonzero(pruned))
 
     def unit_scores(self, element_scores: torch.Tensor, reduce: str) -> torch.Tensor:
         return reduce_units(self.group(element_scores), reduce)

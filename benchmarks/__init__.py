@@ -1,0 +1,1 @@
+"""Measurements (not timed tests). Run one with `python -m benchmarks NAME` or `make bench NAME=...`."""

@@ -1,0 +1,21 @@
+"""`python -m benchmarks NAME [args]`: run one benchmark (no NAME lists them)."""
+import importlib
+import sys
+
+BENCHMARKS = {
+    "mask_memory": "benchmarks.mask_memory",
+    "global_magnitude": "benchmarks.global_magnitude",
+}
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in BENCHMARKS:
+        print("usage: python -m benchmarks NAME [args]\nbenchmarks: " + ", ".join(BENCHMARKS))
+        return 0 if len(sys.argv) < 2 else 2
+    module = importlib.import_module(BENCHMARKS[sys.argv[1]])
+    module.main(sys.argv[2:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
