@@ -180,11 +180,19 @@ class Target(ABC):
         return construct(type(self), {**base, **opts}, f"target.overrides[{name}]")
 
     def bind(self, model: nn.Module, include=None, exclude=None) -> list[TargetLayer]:
-        """One TargetLayer per selected parameter; shape problems raise before anything changes."""
-        layers = []
+        """One TargetLayer per selected parameter; shape problems raise before anything changes.
+
+        A weight tied between modules is one layer (bound through its first module), so it is
+        scored, counted and masked once; its mask then applies wherever the tensor is used.
+        """
+        layers, seen = [], set()
         for name, module in select_modules(model, self._types, include, exclude):
-            if not isinstance(getattr(module, "weight", None), torch.Tensor):
+            weight = getattr(module, "weight", None)
+            if not isinstance(weight, torch.Tensor):
                 raise ConfigError(f"module {name!r} ({type(module).__name__}) has no weight tensor to prune")
+            if id(weight) in seen:
+                continue
+            seen.add(id(weight))
             layers.append(self.options_for(name).make_layer(name, module))
         return layers
 

@@ -124,3 +124,14 @@ def test_include_pattern_matching_nothing_is_an_error():
         pi.TARGETS.build("element").bind(model, exclude=["nothing"])
     with pytest.raises(ConfigError, match="not a valid regular expression"):
         pi.TARGETS.build("element").bind(model, include=["(["])
+
+
+def test_tied_weight_is_one_layer_and_masked_once():
+    first, second = nn.Linear(6, 6), nn.Linear(6, 6)
+    second.weight = first.weight
+    model = nn.Sequential(first, nn.ReLU(), second)
+    pruner = pi.Pruner(model, (torch.randn(2, 6),), target="element", metric="l1",
+                       objective={"name": "sparsity", "target": 0.5})
+    assert [layer.name for layer in pruner.layers] == ["0"]
+    pruner.run()
+    assert int((model[2].weight == 0).sum()) == 18 and pi.count_params(model) == 36 - 18 + 6 + 6
