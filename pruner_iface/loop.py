@@ -38,7 +38,7 @@ def score_units(layers: list[TargetLayer], metric: Metric) -> tuple[list[torch.T
                 f"metric {metric.registered_name!r} returned scores of shape {tuple(elem.shape)} for module "
                 f"{layer.name!r} whose {layer.param_name} is {tuple(layer.weight.shape)}"
             )
-        units = layer.unit_scores(elem, metric.reduce).float()
+        units = layer.unit_scores(elem.float(), metric.reduce).float()
         if torch.isnan(units).any():
             raise PrunerError(
                 f"metric {metric.registered_name!r} gave NaN scores for module {layer.name!r} "

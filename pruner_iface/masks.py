@@ -3,6 +3,8 @@
 No ``weight_orig`` copy is kept (torch.nn.utils.prune keeps one plus a same-dtype mask). Masked
 gradients are zeroed by a tensor hook and masks are re-applied after every ``torch.optim``
 optimizer step by one global post-step hook, so momentum or weight decay cannot revive a weight.
+A forward pre-hook on each masked module re-attaches these hooks to copies of the model
+(``copy.deepcopy``, ``torch.save``/``torch.load``) at their first forward.
 """
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ def masked_params(model: nn.Module) -> Iterator[tuple[str, nn.Module, str, torch
 
 
 def set_mask(module: nn.Module, param_name: str, keep: torch.Tensor) -> None:
-    """Install (or replace) the keep-mask of ``module.<param_name>`` and zero the pruned entries."""
+    """Install the keep-mask of ``module.<param_name>`` (combined with any mask already there:
+    masks only grow) and zero the pruned entries."""
     param = getattr(module, param_name)
     keep = keep.to(device=param.device, dtype=torch.bool)
     if keep.shape != param.shape:
@@ -48,17 +51,32 @@ def set_mask(module: nn.Module, param_name: str, keep: torch.Tensor) -> None:
         names = set()
         setattr(module, _MASKED_ATTR, names)
     if param_name in names:
-        getattr(module, mask_name(param_name)).copy_(keep)
+        getattr(module, mask_name(param_name)).logical_and_(keep)
     else:
         module.register_buffer(mask_name(param_name), keep.clone())
         names.add(param_name)
-    hooks = _grad_hooks.setdefault(module, {})
-    if param_name not in hooks and isinstance(param, torch.Tensor) and param.requires_grad:
-        hooks[param_name] = param.register_hook(_grad_masker(module, param_name))
-    _masked_modules.add(module)
-    _ensure_optimizer_hook()
+    _track(module)
+    if not any(hook is _track_before_forward for hook in module._forward_pre_hooks.values()):
+        module.register_forward_pre_hook(_track_before_forward)
     with torch.no_grad():
         param.mul_(getattr(module, mask_name(param_name)))
+
+
+def _track(module: nn.Module) -> None:
+    """Attach gradient hooks and the optimizer hook for every mask of `module`."""
+    hooks = _grad_hooks.setdefault(module, {})
+    for param_name in getattr(module, _MASKED_ATTR, ()):
+        param = getattr(module, param_name)
+        if param_name not in hooks and isinstance(param, torch.Tensor) and param.requires_grad:
+            hooks[param_name] = param.register_hook(_grad_masker(module, param_name))
+    _masked_modules.add(module)
+    _ensure_optimizer_hook()
+
+
+def _track_before_forward(module: nn.Module, args) -> None:
+    if module not in _masked_modules and getattr(module, _MASKED_ATTR, None):
+        _track(module)
+        reapply_masks(module)
 
 
 def _grad_masker(module: nn.Module, param_name: str):
@@ -112,6 +130,9 @@ def remove_mask(module: nn.Module, param_name: str) -> None:
         delattr(module, _MASKED_ATTR)
         _masked_modules.discard(module)
         _grad_hooks.pop(module, None)
+        for key, hook in list(module._forward_pre_hooks.items()):
+            if hook is _track_before_forward:
+                del module._forward_pre_hooks[key]
     _release_optimizer_hook()
 
 

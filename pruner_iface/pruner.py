@@ -17,7 +17,7 @@ from torch import nn
 from . import loop
 from .config import PrunerConfig, build_parts
 from .counting import count_flops, count_params
-from .errors import InputError, MissingDataError, PrunerError
+from .errors import InputError, MissingDataError, ObjectiveNotReachedError, PrunerError
 from .inputs import check_forward, normalize_inputs
 from .masks import reapply_masks, set_mask
 from .report import LayerRow, Report, StepRow
@@ -114,6 +114,7 @@ class Pruner:
                 f"metric {self.metric.registered_name!r} needs gradients: pass data=<iterable of batches> and "
                 f"loss_fn=<callable(model, batch) -> scalar loss> to run()"
             )
+        self._check_reachable()
         if evaluate is not None and self.report.dense_evaluation is None:
             self.report.dense_evaluation = float(evaluate(self.model))
         self.metric.reset()
@@ -121,10 +122,12 @@ class Pruner:
         from tqdm.auto import tqdm
 
         for step, value in tqdm(steps, desc="pruning", disable=not progress or len(steps) < 2):
+            if self._already_met(step, value):
+                continue
             if self.metric.requires_data:
                 self.metric.collect(self.model, self.layers, data, loss_fn)
-            if not self._prune_to(step, value):
-                continue
+            self._prune_to(step, value)
+            self.metric.after_prune()
             if fine_tune is not None:
                 fine_tune(self.model, step)
                 reapply_masks(self.model)
@@ -136,6 +139,7 @@ class Pruner:
     def on_train_begin(self) -> None:
         """Start a training-loop run: step-driven pruning follows the scheduler's plan."""
         self._check_usable()
+        self._check_reachable()
         self._step = 0
         self.metric.reset()
 
@@ -145,7 +149,7 @@ class Pruner:
         if step is not None:
             self._step = int(step)
         for planned, value in self.plan:
-            if planned == self._step and planned not in self._done_steps:
+            if planned == self._step and not self._already_met(planned, value):
                 self._prune_to(planned, value)
                 self.metric.after_prune()
 
@@ -194,13 +198,35 @@ class Pruner:
             warnings.warn(f"FLOPs could not be counted ({type(exc).__name__}: {exc})")
             return None
 
+    def _already_met(self, step: int, value: float) -> bool:
+        """Whether a planned step has nothing to do (done before, or its value is already met,
+        e.g. the first step of a curve that starts at the dense value)."""
+        if step in self._done_steps:
+            return True
+        current = [layer.current_pruned() for layer in self.layers]
+        if self.objective.achieved(self.objective.measure(self.layers, current), value):
+            self._done_steps.add(step)
+            return True
+        return False
+
+    def _check_reachable(self) -> None:
+        """Fail before the first step if the final objective is out of reach of the allocator's
+        bounds, rather than after earlier steps have pruned and fine-tuned."""
+        current = [layer.current_pruned() for layer in self.layers]
+        scores = [-c.float() for c in current]  # units already pruned are chosen first
+        proposal = self.allocator.allocate(self.layers, scores, 1.0, [int(c.sum()) for c in current])
+        value = self.objective.measure(self.layers, proposal.pruned_sets(scores))
+        if not self.objective.achieved(value, self.objective.target):
+            name = self.objective.registered_name
+            raise ObjectiveNotReachedError(
+                f"{name} objective {self.objective.target:.4g} cannot be reached: the most the "
+                f"{self.allocator.registered_name!r} allocator can prune (within max_ratio, overrides and at "
+                f"least one unit kept per layer) gives {name} {value:.4g}; nothing was pruned"
+            )
+
     def _prune_to(self, step: int, value: float) -> bool:
         """One pruning step; returns whether masks changed. Raises before touching the model."""
         started = time.perf_counter()
-        current = [layer.current_pruned() for layer in self.layers]
-        if self.objective.achieved(self.objective.measure(self.layers, current), value):
-            self._done_steps.add(step)  # e.g. the first step of a curve from the dense value
-            return False
         unit_scores, element_scores = loop.score_units(self.layers, self.metric)
         result = loop.search(self.layers, unit_scores, self.allocator, self.objective, value)
         new_masks = []

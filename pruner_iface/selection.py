@@ -41,6 +41,8 @@ def compile_patterns(patterns: Sequence[str] | None, key: str) -> list[re.Patter
         return []
     if isinstance(patterns, str):
         patterns = [patterns]
+    if len(patterns) == 0:
+        raise ConfigError(f"{key}: an empty list matches nothing; omit it (None) to select every module")
     compiled = []
     for i, p in enumerate(patterns):
         try:
@@ -66,7 +68,10 @@ def select_modules(
     candidates = [(n, m) for n, m in model.named_modules() if isinstance(m, types) and n]
     type_names = ", ".join(t.__name__ for t in types)
     if not candidates:
-        raise ConfigError(f"the model has no module of the target's types ({type_names})")
+        raise ConfigError(
+            f"the model has no submodule of the target's types ({type_names}); the root module itself is not "
+            f"a candidate: wrap a bare layer, e.g. nn.Sequential(layer)"
+        )
     names = [n for n, _ in candidates]
     for kind, pats in (("include", inc), ("exclude", exc)):
         for p in pats:

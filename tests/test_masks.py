@@ -71,3 +71,34 @@ def test_masked_model_can_be_deep_copied_and_saved(tmp_path):
     assert torch.equal(clone.weight_mask, lin.weight_mask)
     torch.save(lin.state_dict(), tmp_path / "m.pt")
     assert "weight_mask" in torch.load(tmp_path / "m.pt")
+
+
+def _train_step(model, x):
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        model(x).pow(2).sum().backward()
+        opt.step()
+
+
+def test_a_second_mask_on_the_same_weight_combines_with_the_first():
+    lin = nn.Linear(6, 4)
+    first = torch.rand(4, 6) > 0.5
+    second = torch.rand(4, 6) > 0.5
+    set_mask(lin, "weight", first)
+    set_mask(lin, "weight", second)
+    assert torch.equal(get_mask(lin, "weight"), first & second)
+    _train_step(lin, torch.randn(3, 6))
+    assert torch.all(lin.weight[~(first & second)] == 0)
+
+
+def test_masks_stay_enforced_on_deep_copies_and_reloaded_models(tmp_path):
+    model = nn.Sequential(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 2))
+    keep = torch.rand(6, 6) > 0.5
+    set_mask(model[0], "weight", keep)
+    torch.save(model, tmp_path / "m.pt")
+    for other in (copy.deepcopy(model), torch.load(tmp_path / "m.pt", weights_only=False)):
+        _train_step(other, torch.randn(3, 6))
+        assert torch.all(other[0].weight[~keep] == 0)
+        pi.remove_masks(other)
+        assert not other[0]._forward_pre_hooks

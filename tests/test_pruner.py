@@ -115,14 +115,31 @@ def test_metric_needing_data_without_data_fails_before_any_change(cnn, cnn_input
     assert same_state(cnn, before)
 
 
-def test_unreachable_step_leaves_model_as_before_that_step(cnn, cnn_inputs):
+def test_unreachable_final_objective_fails_before_the_first_step(cnn, cnn_inputs):
     pruner = pi.Pruner(cnn, cnn_inputs, target="element", metric="l1",
                        allocator={"name": "uniform", "max_ratio": 0.5},
                        scheduler={"name": "table", "table": {0: 0.3, 1: 0.8}},
                        objective={"name": "sparsity", "target": 0.8})
+    before, calls = state(cnn), []
+    with pytest.raises(ObjectiveNotReachedError, match=r"0.8 cannot be reached.*gives sparsity 0.5; nothing was pruned"):
+        pruner.run(fine_tune=lambda m, s: calls.append(s))
+    assert calls == [] and same_state(cnn, before)
+    with pytest.raises(ObjectiveNotReachedError):
+        pruner.on_train_begin()
+
+
+def test_unreachable_step_in_search_leaves_model_as_before_that_step(cnn, cnn_inputs):
+    pruner = pi.Pruner(cnn, cnn_inputs, target="element", metric="l1",
+                       scheduler={"name": "table", "table": {0: 0.3, 1: 0.6}},
+                       objective={"name": "sparsity", "target": 0.6})
     snapshots = []
-    with pytest.raises(ObjectiveNotReachedError, match=r"sparsity objective 0.8 cannot be reached.*gives sparsity 0.5"):
-        pruner.run(fine_tune=lambda m, s: snapshots.append(state(m)))
+
+    def fine_tune(model, step):  # after step 0, cap the allocator below the next step's value
+        snapshots.append(state(model))
+        pruner.allocator = pi.ALLOCATORS.build({"name": "uniform", "max_ratio": 0.4})
+
+    with pytest.raises(ObjectiveNotReachedError, match=r"0.6 cannot be reached.*left as it was before this step"):
+        pruner.run(fine_tune=fine_tune)
     assert len(snapshots) == 1 and same_state(cnn, snapshots[0])
 
 
@@ -210,3 +227,11 @@ def test_pruner_refuses_to_run_after_speed_up(cnn, cnn_inputs):
     pruner.speed_up()
     with pytest.raises(pi.PrunerError, match="already sped up"):
         pruner.run()
+
+
+def test_a_second_pruner_keeps_the_first_pruners_zeros(cnn, cnn_inputs):
+    pi.Pruner(cnn, cnn_inputs, target="element", metric="l1", objective={"name": "sparsity", "target": 0.5}).run()
+    zeros_before = cnn.fc1.weight == 0
+    pi.Pruner(cnn, cnn_inputs, target="channel-local", metric="l1", objective={"name": "sparsity", "target": 0.25},
+              exclude=["fc2"]).run()
+    assert torch.all(cnn.fc1.weight[zeros_before] == 0) and torch.all(cnn.fc1.weight_mask[zeros_before] == 0)

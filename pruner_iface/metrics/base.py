@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, MissingDataError
+from ..inputs import eval_mode
 from ..registry import Registry, check
 from ..targets.base import REDUCTIONS, TargetLayer
 
@@ -69,35 +70,39 @@ def run_backward_passes(
     params = list(model.parameters())
     saved_grads = [p.grad for p in params]
     saved_flags = [p.requires_grad for p in params]
-    was_training = model.training
     seen = 0
     try:
-        model.eval()
         for layer in layers:
             layer.weight.requires_grad_(True)
-        for batch in data:
-            if batches is not None and seen >= batches:
-                break
-            for p in params:
-                p.grad = None
-            loss = loss_fn(model, batch)
-            if not (isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.requires_grad):
-                raise InputError(
-                    f"loss_fn must return a scalar tensor that requires grad; got "
-                    f"{type(loss).__name__}{tuple(loss.shape) if isinstance(loss, torch.Tensor) else ''}"
-                )
-            loss.backward()
-            on_batch()
-            seen += 1
+        with eval_mode(model):
+            seen = _backward_each(model, params, data, loss_fn, batches, on_batch)
     finally:
         for p, g, flag in zip(params, saved_grads, saved_flags):
             p.grad = g
             p.requires_grad_(flag)
-        model.train(was_training)
     if seen == 0:
         raise MissingDataError(
             f"metric {metric_name!r}: data yielded no batch (an exhausted iterator? pass a list or DataLoader)"
         )
+
+
+def _backward_each(model, params, data, loss_fn, batches, on_batch) -> int:
+    seen = 0
+    for batch in data:
+        if batches is not None and seen >= batches:
+            break
+        for p in params:
+            p.grad = None
+        loss = loss_fn(model, batch)
+        if not (isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.requires_grad):
+            raise InputError(
+                f"loss_fn must return a scalar tensor that requires grad; got "
+                f"{type(loss).__name__}{tuple(loss.shape) if isinstance(loss, torch.Tensor) else ''}"
+            )
+        loss.backward()
+        on_batch()
+        seen += 1
+    return seen
 
 
 def weight_grad(layer: TargetLayer, metric_name: str) -> torch.Tensor:
@@ -105,7 +110,7 @@ def weight_grad(layer: TargetLayer, metric_name: str) -> torch.Tensor:
     if grad is None:
         raise InputError(
             f"metric {metric_name!r}: module {layer.name!r} has no gradient for {layer.param_name!r}; "
-            f"is it used by the loss, and was backward() called before on_before_optimizer_step()?"
+            f"is it used by the loss, does it require grad, and was backward() called before on_before_optimizer_step()?"
         )
     return grad.detach()
 

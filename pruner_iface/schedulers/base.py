@@ -17,11 +17,13 @@ from ..registry import Registry, check
 @dataclass
 class Scheduler(ABC):
     start: int = 0
-    end: int = 0
+    end: Optional[int] = None  # default: start (one pruning step)
     frequency: int = 1
     initial: Optional[float] = None  # objective value at k = 0; default: the dense model's
 
     def __post_init__(self) -> None:
+        if self.end is None:
+            self.end = self.start
         for key in ("start", "end", "frequency"):
             v = getattr(self, key)
             check(isinstance(v, int) and not isinstance(v, bool), key, f"must be an integer; got {v!r}")

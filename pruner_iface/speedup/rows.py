@@ -44,8 +44,18 @@ def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     return (model.get_submodule(parent_name) if parent_name else model), child
 
 
-def _check(layer: TargetLayer) -> None:
+def _check(layer: TargetLayer, owners: dict[int, int]) -> None:
     module = layer.module
+    if not layer.name:
+        raise SpeedUpError("the root module itself cannot be replaced; wrap it (e.g. nn.Sequential(model))")
+    if type(module) not in (nn.Linear, *_CONVS):
+        raise SpeedUpError(
+            f"module {layer.name!r} is a {type(module).__name__}, a subclass its owner may use other than "
+            f"by calling it (nn.MultiheadAttention reads out_proj.weight directly); speed_up replaces plain "
+            f"Linear and ConvNd only"
+        )
+    if owners.get(id(module.weight), 0) > 1:
+        raise SpeedUpError(f"module {layer.name!r}: its weight is tied to another module; shrinking it would untie them")
     if isinstance(module, _CONVS):
         if module.groups != 1:
             raise SpeedUpError(
@@ -69,7 +79,8 @@ def _shrink(layer: TargetLayer, kept: torch.Tensor) -> nn.Module:
         inner.out_features = int(kept.numel())
         return KeptRows(inner, kept, module.out_features, channel_dim=-1)
     inner.out_channels = int(kept.numel())
-    return KeptRows(inner, kept, module.out_channels, channel_dim=1)
+    spatial = len(module.kernel_size)  # channel dim counted from the end: batched or not
+    return KeptRows(inner, kept, module.out_channels, channel_dim=-(spatial + 1))
 
 
 def speed_up_rows(model: nn.Module, target: Target, layers: list[TargetLayer]) -> nn.Module:
@@ -80,11 +91,16 @@ def speed_up_rows(model: nn.Module, target: Target, layers: list[TargetLayer]) -
             f"cannot shrink any tensor. speed_up applies to 'channel-local'; call pi.remove_masks(model) to bake "
             f"unstructured masks into the weights"
         )
+    owners: dict[int, int] = {}
+    for module in model.modules():
+        for param in module._parameters.values():
+            if param is not None:
+                owners[id(param)] = owners.get(id(param), 0) + 1
     work = []
     for layer in layers:
         pruned = layer.current_pruned()
         if pruned.any():
-            _check(layer)
+            _check(layer, owners)
             work.append((layer, (~pruned).nonzero().reshape(-1)))
     for layer, kept in work:
         parent, child = _parent(model, layer.name)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
 import torch
+import torch.nn.utils.parametrize  # noqa: F401  (is_parametrized)
 from torch import nn
 
 from ..errors import ConfigError
@@ -190,6 +191,11 @@ class Target(ABC):
             weight = getattr(module, "weight", None)
             if not isinstance(weight, torch.Tensor):
                 raise ConfigError(f"module {name!r} ({type(module).__name__}) has no weight tensor to prune")
+            if not isinstance(weight, nn.Parameter) or nn.utils.parametrize.is_parametrized(module, "weight"):
+                raise ConfigError(
+                    f"module {name!r}: its weight is computed (weight_norm, a parametrization or "
+                    f"torch.nn.utils.prune), so a mask on it would not hold; remove that first or exclude the module"
+                )
             if id(weight) in seen:
                 continue
             seen.add(id(weight))

@@ -84,3 +84,40 @@ def test_loss_fn_must_return_scalar_tensor(cnn, cnn_batches):
 def test_reduce_option_is_validated():
     with pytest.raises(pi.ConfigError, match=r"metric\.reduce: 'median' is not one of sum, mean, max"):
         pi.METRICS.build({"name": "l2", "reduce": "median"}, "metric")
+
+
+def test_data_pass_restores_each_submodules_own_mode(cnn, cnn_batches):
+    cnn.train()
+    cnn.bn1.eval()
+    layers = pi.TARGETS.build("element").bind(cnn)
+    pi.METRICS.build("taylor").collect(cnn, layers, cnn_batches, ce_loss)
+    assert cnn.training and not cnn.bn1.training
+
+
+def test_each_run_step_scores_with_fresh_gradients(cnn, cnn_inputs, cnn_batches):
+    metric = pi.METRICS.build({"name": "taylor", "batches": 1})
+    seen = []
+    original = metric.observe
+
+    def observe(layers):
+        original(layers)
+        seen.append(metric._count)
+
+    metric.observe = observe
+    pi.Pruner(cnn, cnn_inputs, target="element", metric=metric, scheduler={"name": "linear", "end": 2},
+              objective={"name": "sparsity", "target": 0.5}).run(data=cnn_batches, loss_fn=ce_loss)
+    assert seen == [1, 1]  # steps 1 and 2 each collect one fresh batch; step 0 (dense) collects none
+
+
+def test_integer_scores_are_accepted():
+    from dataclasses import dataclass
+
+    @dataclass
+    class IntScores(pi.Metric):
+        def element_scores(self, layer):
+            return (layer.weight.detach().abs() * 100).long()
+
+    model = nn.Sequential(nn.Linear(6, 5))
+    pruner = pi.Pruner(model, (torch.randn(1, 6),), target={"name": "block", "block": [2, 1], "remainder": "partial"},
+                       metric=IntScores(reduce="max"), objective={"name": "sparsity", "target": 0.5})
+    assert pruner.run().steps[-1].objective_value >= 0.5

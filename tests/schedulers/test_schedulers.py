@@ -83,3 +83,8 @@ def test_schedules_are_monotone_and_reach_final_value_at_end(curve, start, lengt
     assert all(b >= a - 1e-12 for a, b in zip(amounts, amounts[1:]))
     assert p[-1][1] == final and p[-1][0] <= start + length
     assert [s for s, _ in p] == list(range(start, start + length + 1, frequency))
+
+
+def test_start_without_end_means_one_step_at_start():
+    assert plan({"name": "one-pass", "start": 5}) == [(5, 0.9)]
+    assert plan({"name": "agp", "start": 5}) == [(5, 0.9)]

@@ -78,3 +78,34 @@ def test_grouped_conv_speed_up_is_refused_before_any_change():
     with pytest.raises(pi.SpeedUpError, match=r"module '0'.*grouped convolution \(groups=2\)"):
         pruner.speed_up()
     assert same_state(model, before) and isinstance(model[1], nn.Conv2d)
+
+
+def test_speed_up_handles_unbatched_conv_input():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 1))
+    x = torch.randn(3, 6, 6)  # no batch dimension
+    masked, shrunk, _, _ = _masked_vs_shrunk(model, (x,), metric="l1",
+                                              objective={"name": "sparsity", "target": 0.5}, include=["0"])
+    assert torch.allclose(masked, shrunk, atol=1e-6)
+
+
+def test_speed_up_refuses_linear_subclasses_read_by_their_owner():
+    model = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, batch_first=True)
+    inputs = (torch.randn(2, 5, 16),)
+    pruner = pi.Pruner(model, inputs, target="channel-local", metric="l1",
+                       objective={"name": "sparsity", "target": 0.25})
+    pruner.run()
+    before = state(model)
+    with pytest.raises(pi.SpeedUpError, match="'self_attn.out_proj' is a NonDynamicallyQuantizableLinear"):
+        pruner.speed_up()
+    assert same_state(model, before) and model(*inputs).shape == (2, 5, 16)
+
+
+def test_speed_up_refuses_tied_weights():
+    first, second = nn.Linear(6, 6), nn.Linear(6, 6)
+    second.weight = first.weight
+    model = nn.Sequential(first, nn.ReLU(), second)
+    pruner = pi.Pruner(model, (torch.randn(2, 6),), target="channel-local", metric="l1",
+                       objective={"name": "sparsity", "target": 0.5})
+    pruner.run()
+    with pytest.raises(pi.SpeedUpError, match="tied to another module"):
+        pruner.speed_up()

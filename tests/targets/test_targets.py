@@ -135,3 +135,16 @@ def test_tied_weight_is_one_layer_and_masked_once():
     assert [layer.name for layer in pruner.layers] == ["0"]
     pruner.run()
     assert int((model[2].weight == 0).sum()) == 18 and pi.count_params(model) == 36 - 18 + 6 + 6
+
+
+def test_computed_weights_are_refused():
+    model = nn.Sequential(nn.utils.parametrizations.weight_norm(nn.Linear(4, 4)))
+    with pytest.raises(ConfigError, match="module '0': its weight is computed"):
+        pi.TARGETS.build("element").bind(model)
+
+
+def test_bare_layer_and_empty_include_get_clear_errors():
+    with pytest.raises(ConfigError, match="root module itself is not a candidate"):
+        pi.TARGETS.build("element").bind(nn.Linear(4, 4))
+    with pytest.raises(ConfigError, match="include: an empty list matches nothing"):
+        pi.TARGETS.build("element").bind(nn.Sequential(nn.Linear(4, 4)), include=[])
