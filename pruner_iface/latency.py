@@ -24,24 +24,45 @@ class Latency:
         return f"{self.median_ms:.3f} ms (p10 {self.p10_ms:.3f}, p90 {self.p90_ms:.3f}, n={self.runs}, {self.threads} threads)"
 
 
+def _summary(times: list[float]) -> Latency:
+    q = statistics.quantiles(times, n=10) if len(times) >= 2 else [times[0]] * 9
+    return Latency(statistics.median(times), q[0], q[-1], len(times), torch.get_num_threads())
+
+
+def _timed_runs(model: nn.Module, args: tuple, kwargs: dict, runs: int, warmup: int) -> list[float]:
+    times = []
+    with torch.inference_mode(), eval_mode(model):
+        for i in range(warmup + runs):
+            start = time.perf_counter()
+            model(*args, **kwargs)
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
 def measure_latency(
     model: nn.Module, example_inputs: Any, *, runs: int = 30, warmup: int = 5, threads: Optional[int] = None
 ) -> Latency:
     """Median wall time of an eval-mode, no-grad forward on `example_inputs`."""
+    return compare_latency({"model": model}, example_inputs, rounds=1, runs=runs, warmup=warmup,
+                           threads=threads)["model"]
+
+
+def compare_latency(
+    models: dict[str, nn.Module], example_inputs: Any, *, rounds: int = 5, runs: int = 10, warmup: int = 3,
+    threads: Optional[int] = None,
+) -> dict[str, Latency]:
+    """Latency of several models measured in interleaved rounds, so that drift of a shared
+    machine hits all of them alike; each result pools the runs of every round."""
     args, kwargs = normalize_inputs(example_inputs)
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        times = []
-        with torch.inference_mode(), eval_mode(model):
-            for i in range(warmup + runs):
-                start = time.perf_counter()
-                model(*args, **kwargs)
-                if i >= warmup:
-                    times.append((time.perf_counter() - start) * 1000.0)
-        times.sort()
-        q = statistics.quantiles(times, n=10) if len(times) >= 2 else [times[0]] * 9
-        return Latency(statistics.median(times), q[0], q[-1], runs, torch.get_num_threads())
+        times: dict[str, list[float]] = {name: [] for name in models}
+        for _ in range(rounds):
+            for name, model in models.items():
+                times[name] += _timed_runs(model, args, kwargs, runs, warmup)
+        return {name: _summary(t) for name, t in times.items()}
     finally:
         torch.set_num_threads(previous)
