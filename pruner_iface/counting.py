@@ -10,22 +10,37 @@ import warnings
 from typing import Any
 
 import torch
+import torch.utils._pytree as pytree
 from torch import nn
 
 from .inputs import eval_mode, normalize_inputs
 from .masks import masked_params
 
 
-class _KeywordCall(nn.Module):
-    """Calls the wrapped model with keyword inputs, so fvcore can trace dict inputs."""
+class _Traceable(nn.Module):
+    """Calls the model with positional and keyword inputs and returns only the tensors of its
+    output, so that fvcore's jit trace accepts dict inputs and outputs holding other objects
+    (Hugging Face caches, dataclasses)."""
 
-    def __init__(self, model: nn.Module, keys: list[str]):
+    def __init__(self, model: nn.Module, n_args: int, keys: list[str]):
         super().__init__()
         self.model = model
+        self.n_args = n_args
         self.keys = keys
 
     def forward(self, *values):
-        return self.model(**dict(zip(self.keys, values)))
+        out = self.model(*values[: self.n_args], **dict(zip(self.keys, values[self.n_args:])))
+        leaves = [v for v in pytree.tree_leaves(_plain_containers(out)) if isinstance(v, torch.Tensor)]
+        return tuple(leaves)
+
+
+def _plain_containers(value):
+    """Mappings (e.g. Hugging Face ModelOutput) as plain dicts, so pytree can walk them."""
+    if isinstance(value, dict):
+        return {k: _plain_containers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_containers(v) for v in value]
+    return value
 
 
 def module_flops(model: nn.Module, example_inputs: Any) -> dict[str, int]:
@@ -33,18 +48,15 @@ def module_flops(model: nn.Module, example_inputs: Any) -> dict[str, int]:
     from fvcore.nn import FlopCountAnalysis
 
     args, kwargs = normalize_inputs(example_inputs)
-    traced, prefix = model, ""
-    if kwargs:
-        traced, prefix = _KeywordCall(model, list(kwargs)), "model."
-        args = tuple(args) + tuple(kwargs.values())
+    traced = _Traceable(model, len(args), list(kwargs))
     with torch.no_grad(), eval_mode(model), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        analysis = FlopCountAnalysis(traced, args)
+        analysis = FlopCountAnalysis(traced, tuple(args) + tuple(kwargs.values()))
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
         counts = analysis.by_module()
-    if prefix:
-        counts = {("" if k == "model" else k[len(prefix):]): v for k, v in counts.items() if k.startswith("model") }
-    return {k: int(v) for k, v in counts.items()}
+    prefix = "model."
+    return {("" if k == "model" else k[len(prefix):]): int(v) for k, v in counts.items()
+            if k == "model" or k.startswith(prefix)}
 
 
 def removed_fraction(mask: torch.Tensor) -> float:
