@@ -28,27 +28,31 @@ class StepResult:
     tries: list[Try] = field(default_factory=list)
 
 
-def score_units(layers: list[TargetLayer], metric: Metric) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """(unit scores, element scores) per layer; units already pruned score -inf so they stay pruned."""
+def score_units(layers: list[TargetLayer], metric: Metric) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+    """(unit scores, member element scores) per layer; units already pruned score -inf so they
+    stay pruned."""
     unit_scores, element_scores = [], []
     for layer in layers:
-        elem = metric.element_scores(layer)
-        if elem.shape != layer.weight.shape:
-            raise PrunerError(
-                f"metric {metric.registered_name!r} returned scores of shape {tuple(elem.shape)} for module "
-                f"{layer.name!r} whose {layer.param_name} is {tuple(layer.weight.shape)}"
-            )
-        units = layer.unit_scores(elem.float(), metric.reduce).float()
+        member_scores = []
+        for member in layer.members():
+            elem = metric.element_scores(member)
+            if elem.shape != member.weight.shape:
+                raise PrunerError(
+                    f"metric {metric.registered_name!r} returned scores of shape {tuple(elem.shape)} for module "
+                    f"{member.name!r} whose {member.param_name} is {tuple(member.weight.shape)}"
+                )
+            member_scores.append(elem.float())
+        units = layer.unit_scores_from(member_scores, metric.reduce).float()
         if torch.isnan(units).any():
             raise PrunerError(
-                f"metric {metric.registered_name!r} gave NaN scores for module {layer.name!r} "
+                f"metric {metric.registered_name!r} gave NaN scores for {layer.name!r} "
                 f"(NaN or inf weights or gradients?)"
             )
         already = layer.current_pruned()
         if already.any():
             units = units.masked_fill(already, float("-inf"))
         unit_scores.append(units)
-        element_scores.append(elem)
+        element_scores.append(member_scores)
     return unit_scores, element_scores
 
 

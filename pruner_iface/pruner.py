@@ -125,7 +125,7 @@ class Pruner:
             if self._already_met(step, value):
                 continue
             if self.metric.requires_data:
-                self.metric.collect(self.model, self.layers, data, loss_fn)
+                self.metric.collect(self.model, self._members(), data, loss_fn)
             self._prune_to(step, value)
             self.metric.after_prune()
             if fine_tune is not None:
@@ -156,7 +156,7 @@ class Pruner:
     def on_before_optimizer_step(self) -> None:
         """Call after backward(): metrics that need gradients read them here."""
         if self.metric.requires_data:
-            self.metric.observe(self.layers)
+            self.metric.observe(self._members())
 
     def on_after_optimizer_step(self) -> None:
         """Re-apply masks and advance the step counter."""
@@ -187,6 +187,9 @@ class Pruner:
         return self.model
 
     # ------------------------------------------------------------------ internals
+    def _members(self) -> list:
+        return [member for layer in self.layers for member in layer.members()]
+
     def _check_usable(self) -> None:
         if self._sped_up:
             raise PrunerError("this Pruner's model was already sped up; create a new Pruner to prune it further")
@@ -232,10 +235,10 @@ class Pruner:
         new_masks = []
         for layer, pruned, elem in zip(self.layers, result.pruned, element_scores):
             if pruned.any() and not torch.equal(pruned, layer.current_pruned()):
-                new_masks.append((layer, layer.masks(pruned, elem)))
-        for layer, masks in new_masks:  # all masks computed first: applying cannot half-fail
-            for param_name, keep in masks.items():
-                set_mask(layer.module, param_name, keep)
+                new_masks.append(layer.masks(pruned, elem))
+        for masks in new_masks:  # all masks computed first: applying cannot half-fail
+            for (module, param_name), keep in masks.items():
+                set_mask(module, param_name, keep)
         self._done_steps.add(step)
         self.report.steps.append(StepRow(
             step=step, objective_target=value, objective_value=result.value,
@@ -256,9 +259,7 @@ class Pruner:
         rows = []
         for layer in self.layers:
             pruned = layer.current_pruned()
-            mask = layer.current_mask()
-            total = layer.weight.numel()
-            kept = total if mask is None else int(mask.sum())
+            kept, total = layer.kept_and_total()
             rows.append(LayerRow(layer.name, list(layer.shape), kept, total, 1 - kept / total,
                                  layer.num_units - int(pruned.sum()), layer.num_units))
         self.report.layers = rows

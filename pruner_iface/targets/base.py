@@ -120,6 +120,21 @@ class TargetLayer(ABC):
     def unit_scores(self, element_scores: torch.Tensor, reduce: str) -> torch.Tensor:
         return reduce_units(self.group(element_scores), reduce)
 
+    def members(self) -> list["TargetLayer"]:
+        """What metrics score: objects with ``.name``, ``.param_name`` and ``.weight``. A tensor
+        target scores its own weight; a coupled group scores every member tensor."""
+        return [self]
+
+    def unit_scores_from(self, member_scores: list[torch.Tensor], reduce: str) -> torch.Tensor:
+        """One score per unit from the element scores of every member (see :meth:`members`)."""
+        return self.unit_scores(member_scores[0], reduce)
+
+    def kept_and_total(self) -> tuple[int, int]:
+        """Weight elements kept and in total, for the report."""
+        mask = self.current_mask()
+        total = self.weight.numel()
+        return (total if mask is None else int(mask.sum())), total
+
     def current_mask(self) -> torch.Tensor | None:
         return get_mask(self.module, self.param_name)
 
@@ -130,10 +145,11 @@ class TargetLayer(ABC):
             return torch.zeros(self.num_units, dtype=torch.bool, device=self.weight.device)
         return ~self.group(mask).any(-1)
 
-    def masks(self, pruned: torch.Tensor, element_scores: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Keep-masks for every parameter the pruned units touch."""
+    def masks(self, pruned: torch.Tensor, member_scores: list[torch.Tensor] | None = None) -> dict:
+        """Keep-masks ``{(module, parameter name): bool tensor}`` for every parameter the pruned
+        units touch; `member_scores` are the element scores of :meth:`members`."""
         keep = ~pruned.unsqueeze(-1).expand(-1, self.group(self.weight).shape[-1])
-        return {self.param_name: self.ungroup(keep)}
+        return {(self.module, self.param_name): self.ungroup(keep)}
 
 
 @dataclass

@@ -31,12 +31,12 @@ class RowLayer(TargetLayer):
     def ungroup(self, grouped: torch.Tensor) -> torch.Tensor:
         return grouped.reshape(self.weight.shape)
 
-    def masks(self, pruned, element_scores=None):
+    def masks(self, pruned, member_scores=None):
         keep_rows = ~pruned
         shape = (self.num_units,) + (1,) * (self.weight.dim() - 1)
-        out = {self.param_name: keep_rows.reshape(shape).expand(self.weight.shape)}
+        out = {(self.module, self.param_name): keep_rows.reshape(shape).expand(self.weight.shape)}
         if self.has_bias:
-            out["bias"] = keep_rows.clone()
+            out[(self.module, "bias")] = keep_rows.clone()
         return out
 
 

@@ -26,8 +26,8 @@ class ElementLayer(TargetLayer):
     def unit_scores(self, element_scores: torch.Tensor, reduce: str) -> torch.Tensor:
         return element_scores.reshape(-1)
 
-    def masks(self, pruned, element_scores=None):
-        return {self.param_name: ~pruned.reshape(self.weight.shape)}
+    def masks(self, pruned, member_scores=None):
+        return {(self.module, self.param_name): ~pruned.reshape(self.weight.shape)}
 
 
 @register_target("element")

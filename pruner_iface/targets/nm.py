@@ -51,17 +51,17 @@ class NMLayer(TargetLayer):
             return torch.zeros(self.num_units, dtype=torch.bool, device=self.weight.device)
         return ~self.group(mask).all(-1)
 
-    def masks(self, pruned, element_scores=None):
-        if element_scores is None:
+    def masks(self, pruned, member_scores=None):
+        if not member_scores:
             raise ValueError("n:m masks need element scores to choose the weights inside each group")
-        scores = self.group(element_scores).float()
+        scores = self.group(member_scores[0]).float()
         current = self.current_mask()
         if current is not None:  # weights already removed stay removed
             scores = scores.masked_fill(~self.group(current), float("-inf"))
         order = scores.argsort(dim=-1, stable=True)[:, : self.m - self.n]
         drop = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, order, True)
         keep = ~(drop & pruned.unsqueeze(-1))
-        return {self.param_name: self.ungroup(keep)}
+        return {(self.module, self.param_name): self.ungroup(keep)}
 
 
 @register_target("n:m")

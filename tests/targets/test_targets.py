@@ -12,6 +12,11 @@ def layer_of(target_spec, module):
     return pi.TARGETS.build(target_spec).bind(model)[0]
 
 
+def keep_of(layer, pruned, scores=None, param="weight"):
+    """The keep-mask a layer gives one of its own parameters."""
+    return layer.masks(pruned, scores)[(layer.module, param)]
+
+
 def test_matrix_view_of_conv_puts_input_channels_last_and_inverts():
     w = torch.randn(4, 3, 2, 5)
     m = matrix_view(w)
@@ -25,7 +30,7 @@ def test_element_units_are_weights():
     assert layer.num_units == 15 and layer.counts_weights
     pruned = torch.zeros(15, dtype=torch.bool)
     pruned[[0, 7]] = True
-    keep = layer.masks(pruned)["weight"]
+    keep = keep_of(layer, pruned)
     assert keep.shape == (3, 5) and int((~keep).sum()) == 2 and not keep[1, 2]
 
 
@@ -34,7 +39,7 @@ def test_block_groups_n_rows_by_m_columns():
     assert layer.num_units == (4 // 2) * (6 // 3)
     pruned = torch.zeros(layer.num_units, dtype=torch.bool)
     pruned[1] = True  # block row 0, block column 1
-    keep = layer.masks(pruned)["weight"]
+    keep = keep_of(layer, pruned)
     expected = torch.ones(4, 6, dtype=torch.bool)
     expected[0:2, 3:6] = False
     assert torch.equal(keep, expected)
@@ -45,7 +50,7 @@ def test_block_on_conv_runs_along_permuted_input_columns():
     layer = layer_of({"name": "block", "block": [1, 4]}, conv)
     pruned = torch.zeros(layer.num_units, dtype=torch.bool)
     pruned[2] = True
-    keep = layer.masks(pruned)["weight"]
+    keep = keep_of(layer, pruned)
     assert torch.equal(~keep[2, :, 0, 0], torch.ones(4, dtype=torch.bool))
     assert int((~keep).sum()) == 4
 
@@ -68,7 +73,7 @@ def test_block_partial_remainder_makes_smaller_edge_blocks():
     layer = layer_of({"name": "block", "block": [4, 1], "remainder": "partial"}, nn.Linear(2, 5))
     assert layer.num_units == 2 * 2
     assert layer.unit_weights.tolist() == [4, 4, 1, 1]
-    keep = layer.masks(torch.tensor([False, False, True, False]))["weight"]
+    keep = keep_of(layer, torch.tensor([False, False, True, False]))
     assert keep.shape == (5, 2) and not keep[4, 0] and int((~keep).sum()) == 1
 
 
@@ -77,7 +82,7 @@ def test_nm_units_are_groups_and_pruning_a_group_drops_m_minus_n_lowest():
     scores = torch.tensor([[4.0, 1.0, 3.0, 2.0, 5.0, 6.0, 7.0, 8.0]])
     assert layer.num_units == 2 and layer.max_units == 2
     assert torch.equal(layer.unit_scores(scores, "sum"), torch.tensor([3.0, 11.0]))
-    keep = layer.masks(torch.tensor([True, False]), scores)["weight"]
+    keep = keep_of(layer, torch.tensor([True, False]), [scores])
     assert keep.tolist() == [[True, False, True, False, True, True, True, True]]
 
 
@@ -90,9 +95,10 @@ def test_nm_rejects_bad_n_and_m_and_nondivisible_columns():
 
 def test_channel_local_masks_rows_and_bias():
     layer = layer_of("channel-local", nn.Conv2d(2, 3, 3))
-    keep = layer.masks(torch.tensor([False, True, False]))
-    assert torch.equal(keep["bias"], torch.tensor([True, False, True]))
-    assert not keep["weight"][1].any() and keep["weight"][[0, 2]].all()
+    pruned = torch.tensor([False, True, False])
+    assert torch.equal(keep_of(layer, pruned, param="bias"), torch.tensor([True, False, True]))
+    weight = keep_of(layer, pruned)
+    assert not weight[1].any() and weight[[0, 2]].all()
 
 
 def test_block_and_channel_targets_reject_unsupported_module_types():
