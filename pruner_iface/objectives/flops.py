@@ -1,13 +1,15 @@
 """`flops`: FLOPs of one forward on the example inputs, as a fraction of the dense model's.
 
-A layer's FLOPs shrink with the fraction of its weights removed (exact for removed rows,
-the usual "sparse FLOPs" convention for unstructured masks). Counts come from fvcore.
+A module's FLOPs shrink with the fraction of its weight kept: exact for removed rows and
+columns, the usual "sparse FLOPs" convention for unstructured masks. Counts come from fvcore.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..accounting import kept_fractions, layer_removals
 from ..counting import module_flops
+from ..errors import InputError
 from .base import Objective, register_objective
 
 
@@ -18,13 +20,14 @@ class Flops(Objective):
         per_module = module_flops(model, example_inputs)
         self.dense_flops = per_module.get("", 0)
         if self.dense_flops <= 0:
-            from ..errors import InputError
-
             raise InputError("fvcore counted no FLOPs for the model on example_inputs; use a params or sparsity objective")
-        self._layer_flops = [per_module.get(layer.name, 0) for layer in layers]
+        names = {id(m): n for n, m in model.named_modules()}
+        self._flops_of = {mid: per_module.get(name, 0) for mid, name in names.items()}
 
     def measure(self, layers, pruned):
-        removed = 0.0
-        for layer, flops, p in zip(layers, self._layer_flops, pruned):
-            removed += flops * layer.removed_weights(p) / layer.weight.numel()
+        removed = sum(
+            self._flops_of.get(mid, 0) * (1.0 - kept)
+            for (mid, name), (_, kept) in kept_fractions(layer_removals(layers, pruned)).items()
+            if name == "weight"
+        )
         return (self.dense_flops - removed) / self.dense_flops

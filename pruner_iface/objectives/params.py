@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..counting import count_params
+from torch import nn
+
+from ..accounting import kept_fractions, layer_removals
+from ..masks import masked_params
 from .base import Objective, register_objective
 
 
@@ -12,9 +15,20 @@ from .base import Objective, register_objective
 class Params(Objective):
     def bind(self, model, example_inputs, layers):
         self.dense_params = sum(p.numel() for p in model.parameters())
-        # masks outside the target's layers (e.g. from an earlier pruner) stay counted
-        self._base = count_params(model) + sum(layer.removed_params(layer.current_pruned()) for layer in layers)
+        touched = {(id(r.module), r.param_name) for layer in layers for r in layer.removals(layer.current_pruned())}
+        # masks outside the target's tensors (e.g. from an earlier pruner) stay counted
+        self._removed_elsewhere = sum(
+            mask.numel() - int(mask.sum()) for _, module, name, mask in masked_params(model)
+            if (id(module), name) not in touched
+        )
 
     def measure(self, layers, pruned):
-        removed = sum(layer.removed_params(p) for layer, p in zip(layers, pruned))
-        return (self._base - removed) / self.dense_params
+        removed = sum(
+            getattr(module, name).numel() * (1.0 - kept)
+            for (_, name), (module, kept) in kept_fractions(layer_removals(layers, pruned)).items()
+            if isinstance(getattr(module, name, None), nn.Parameter)
+        )
+        return (self.dense_params - self._removed_elsewhere - removed) / self.dense_params
+
+
+

@@ -12,6 +12,7 @@ import torch.nn.utils.parametrize  # noqa: F401  (is_parametrized)
 from torch import nn
 
 from ..errors import ConfigError
+from ..accounting import Removal
 from ..masks import get_mask
 from ..registry import Registry, check, construct
 from ..selection import DEFAULT_MODULE_TYPES, resolve_types, select_modules
@@ -60,8 +61,8 @@ class TargetLayer(ABC):
     Subclasses define how elements group into units (:meth:`group`) and how pruned units turn
     into keep-masks (:meth:`masks`). Counts used by objectives:
     ``unit_weights`` (weight elements a unit removes: an int, or a per-unit tensor where units
-    differ), ``unit_extra`` (other parameters it removes, e.g. a bias entry), ``counts_weights``
-    (sparsity counts weights rather than units).
+    differ) and ``counts_weights`` (sparsity counts weights rather than units); params and
+    FLOPs objectives use :meth:`removals`.
     """
 
     counts_weights = False
@@ -71,7 +72,6 @@ class TargetLayer(ABC):
         self.name = name
         self.module = module
         self.param_name = param_name
-        self.unit_extra = 0
 
     @property
     def weight(self) -> torch.Tensor:
@@ -109,9 +109,9 @@ class TargetLayer(ABC):
             return self.unit_weights * int(torch.count_nonzero(pruned))
         return int(self.unit_weights.to(pruned.device)[pruned].sum())
 
-    def removed_params(self, pruned: torch.Tensor) -> int:
-        """Parameters removed (weights plus e.g. bias entries)."""
-        return self.removed_weights(pruned) + self.unit_extra * int(torch.count_nonzero(pruned))
+    def removals(self, pruned: torch.Tensor) -> list[Removal]:
+        """What the pruned units remove from each parameter (see :mod:`pruner_iface.accounting`)."""
+        return [Removal(self.module, self.param_name, None, self.removed_weights(pruned), self.weight.numel())]
 
     def sparsity_removed(self, pruned: torch.Tensor) -> int:
         """What the sparsity objective counts as removed: weights or units."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..accounting import Removal
 from .base import Target, TargetLayer, register_target
 
 
@@ -23,13 +24,19 @@ class RowLayer(TargetLayer):
         self.unit_weights = int(w[0].numel())
         bias = getattr(module, "bias", None)
         self.has_bias = isinstance(bias, torch.Tensor) and bias.shape == (self.num_units,)
-        self.unit_extra = 1 if self.has_bias else 0
 
     def group(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor.reshape(self.num_units, -1)
 
     def ungroup(self, grouped: torch.Tensor) -> torch.Tensor:
         return grouped.reshape(self.weight.shape)
+
+    def removals(self, pruned):
+        n = int(torch.count_nonzero(pruned))
+        out = [Removal(self.module, self.param_name, 0, n, self.num_units)]
+        if self.has_bias:
+            out.append(Removal(self.module, "bias", 0, n, self.num_units))
+        return out
 
     def masks(self, pruned, member_scores=None):
         keep_rows = ~pruned

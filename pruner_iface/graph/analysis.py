@@ -1,0 +1,162 @@
+"""Propagate channel labels through a traced model and collect the coupled channel groups."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch.utils import _pytree as pytree
+
+from .labels import LabelState, Slice, free
+from .rules import RULES
+from .trace import TracedModel, module_path, op_name, trace
+
+
+class Propagation:
+    """The context rules see: labels, shapes and parameter names of fx nodes."""
+
+    def __init__(self, traced: TracedModel):
+        self.traced = traced
+        self.state = LabelState()
+        self.values: dict[str, Any] = {}
+
+    def shape(self, arg: fx.Node) -> tuple[int, ...]:
+        val = arg.meta.get("val")
+        return tuple(val.shape) if isinstance(val, torch.Tensor) else ()
+
+    def tensor_name(self, arg: Any) -> str | None:
+        return self.traced.tensors.get(arg.name) if isinstance(arg, fx.Node) else None
+
+    def op(self, node: fx.Node) -> str:
+        return op_name(node)
+
+    def module(self, node: fx.Node) -> str:
+        return module_path(node)
+
+    def labels(self, arg: Any) -> Any:
+        if not isinstance(arg, fx.Node):
+            return free(0)
+        if arg.name not in self.values:
+            name = self.traced.tensors.get(arg.name)
+            shape = self.shape(arg)
+            if name is None:
+                self.values[arg.name] = free(len(shape))
+            else:  # a parameter or buffer used as data (layer scale, tokens): a label per element
+                labels = self.state.uf.fresh(max(1, int(torch.Size(shape).numel()))).reshape(shape)
+                self.state.slices.append(Slice(name, None, labels))
+                self.values[arg.name] = labels
+        return self.values[arg.name]
+
+    def run(self) -> LabelState:
+        for node in self.traced.fx_graph.nodes:
+            if node.op == "call_function":
+                self.values[node.name] = self._apply(node)
+            elif node.op == "output":
+                for leaf in pytree.tree_leaves(node.args):
+                    if isinstance(leaf, fx.Node):
+                        for labels in pytree.tree_leaves(self.labels(leaf)):
+                            self.state.block(labels)
+        return self.state
+
+    def _apply(self, node: fx.Node):
+        name = op_name(node)
+        fn = RULES.get(name)
+        if fn is not None:
+            try:
+                return fn(node, self)
+            except Exception as exc:  # a rule that cannot handle this use blocks, like an unknown op
+                reason = f"{node.target} in module {module_path(node)!r} could not be analysed ({type(exc).__name__}: {exc})"
+                return self._unknown(node, reason)
+        return self._unknown(node, f"op {node.target} (module {module_path(node)!r}) is not understood")
+
+    def _unknown(self, node: fx.Node, reason: str):
+        touched = False
+        for arg in node.all_input_nodes:
+            for labels in pytree.tree_leaves(self.labels(arg)):
+                if isinstance(labels, torch.Tensor) and (labels >= 0).any():
+                    touched = True
+                    self.state.block(labels)
+        if touched and reason not in self.state.warnings:
+            self.state.warnings.append(reason + "; the channels reaching it are not pruned")
+        val = node.meta.get("val")
+        if isinstance(val, (list, tuple)):
+            return [free(v.dim()) if isinstance(v, torch.Tensor) else free(0) for v in val]
+        return free(val.dim() if isinstance(val, torch.Tensor) else 0)
+
+
+@dataclass
+class Member:
+    """The slice of one parameter or buffer that a unit removes: `indices` along `dim`."""
+
+    tensor: str
+    dim: int
+    indices: torch.Tensor
+
+
+@dataclass
+class ChannelGroup:
+    """One coupled unit: every slice that goes when it goes."""
+
+    members: list[Member]
+    producers: tuple[str, ...]
+    approximate: bool = False
+
+
+@dataclass
+class DependencyGraph:
+    traced: TracedModel
+    groups: list[ChannelGroup]
+    warnings: list[str] = field(default_factory=list)
+
+
+def build_dependency_graph(model: nn.Module, example_inputs: Any, warn: bool = True) -> DependencyGraph:
+    """Trace `model` and find its coupled channel groups (units of the `channel` target)."""
+    traced = trace(model, example_inputs)
+    state = Propagation(traced).run()
+    roots = state.uf.roots()
+    blocked = set(roots[list(state.blocked)].tolist()) if state.blocked else set()
+    approximate = set(roots[list(state.approximate)].tolist()) if state.approximate else set()
+    producers: dict[int, set[str]] = {}
+    for label, origin in enumerate(state.uf.origin):
+        if origin is not None:
+            producers.setdefault(int(roots[label]), set()).add(origin)
+    members: dict[int, list[Member]] = {}
+    bad: set[int] = set()
+    for s in state.slices:
+        for dim, index_roots in _slice_dims(s, roots, bad):
+            order = torch.argsort(index_roots, stable=True)
+            uniq, counts = torch.unique_consecutive(index_roots[order], return_counts=True)
+            for root, idx in zip(uniq.tolist(), torch.split(order, counts.tolist())):
+                if root >= 0:
+                    members.setdefault(root, []).append(Member(s.tensor, dim, idx))
+    groups = [
+        ChannelGroup(members[r], tuple(sorted(producers[r])), r in approximate)
+        for r in sorted(members)
+        if r in producers and r not in blocked and r not in bad
+    ]
+    if warn:
+        for message in state.warnings:
+            warnings.warn(f"pruner_iface graph: {message}", stacklevel=2)
+    return DependencyGraph(traced, groups, list(state.warnings))
+
+
+def _slice_dims(s: Slice, roots: torch.Tensor, bad: set[int]):
+    """(dim, root per index along dim) for the dims of a slice that carry channels."""
+    labels = s.labels
+    resolved = torch.where(labels >= 0, roots[labels.clamp_min(0)], torch.full_like(labels, -1))
+    if s.dim is not None:
+        yield s.dim, resolved
+        return
+    for dim in range(resolved.dim()):
+        if resolved.shape[dim] <= 1:
+            continue
+        rows = resolved.movedim(dim, 0).reshape(resolved.shape[dim], -1)
+        if bool((rows == rows[:, :1]).all()):
+            yield dim, rows[:, 0]
+        else:  # an element-labelled tensor whose channels vary along other dims too
+            other = rows[rows >= 0]
+            counts = torch.unique(other, return_counts=True)[1] if other.numel() else torch.tensor([])
+            if rows.shape[1] > 1 and counts.numel() and bool((counts > 1).any()):
+                bad.update(torch.unique(other).tolist())

@@ -1,0 +1,297 @@
+"""Coupling rules: how each ATen op maps its inputs' channel labels to its output's.
+
+A rule takes the fx node and the propagation context and returns the output labels (a tensor,
+or a list for ops returning several tensors). Add a rule for a new op with ``@rule("op_name")``;
+ops without a rule block the channels that reach them and warn (see docs/design/graph.md).
+"""
+from __future__ import annotations
+
+import operator
+from typing import Callable
+
+import torch
+from torch import fx
+
+from .labels import NO_LABEL, Slice, compress, free
+
+RULES: dict[str, Callable] = {}
+
+
+def rule(*names: str):
+    def register(fn):
+        for name in names:
+            RULES[name] = fn
+        return fn
+
+    return register
+
+
+def out_rank(node: fx.Node) -> int:
+    val = node.meta.get("val")
+    return val.dim() if isinstance(val, torch.Tensor) else 0
+
+
+def with_channels(rank: int, dim: int, labels: torch.Tensor) -> torch.Tensor:
+    shape = [1] * rank
+    shape[dim] = labels.numel()
+    return labels.reshape(shape)
+
+
+# ----------------------------------------------------------------------------- pointwise
+POINTWISE = (
+    "relu", "relu_", "gelu", "gelu_", "silu", "silu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "hardswish",
+    "hardswish_", "hardsigmoid", "hardsigmoid_", "hardtanh", "hardtanh_", "relu6", "leaky_relu", "leaky_relu_",
+    "elu", "elu_", "selu", "celu", "softplus", "mish", "mish_", "dropout", "dropout_", "feature_dropout",
+    "alpha_dropout", "clone", "contiguous", "alias", "detach", "lift_fresh_copy", "to", "_to_copy", "type_as",
+    "abs", "neg", "exp", "log", "sqrt", "rsqrt", "reciprocal", "pow", "clamp", "clamp_min", "clamp_max", "erf",
+    "sin", "cos", "square", "logsigmoid", "glu_identity_placeholder",
+)
+
+
+@rule(*POINTWISE)
+def pointwise(node, ctx):
+    return ctx.labels(node.args[0])
+
+
+# ----------------------------------------------------------------------------- elementwise with coupling
+@rule("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "maximum", "minimum", "rsub", "where",
+      "addcmul", "lerp")
+def elementwise(node, ctx):
+    rank = out_rank(node)
+    operands = [ctx.labels(a) for a in node.args if isinstance(a, fx.Node)]
+    operands = [x.reshape((1,) * (rank - x.dim()) + tuple(x.shape)) for x in operands]
+    shape = [max(x.shape[d] for x in operands) for d in range(rank)]
+    operands = [x.expand(shape) for x in operands]
+    out = operands[0].clone()
+    for other in operands[1:]:
+        ctx.state.uf.union_tensors(out, other)
+        out = torch.where(out >= 0, out, other)
+    return compress(out)
+
+
+# ----------------------------------------------------------------------------- data movement: run the op on labels
+MOVEMENT = (
+    "view", "reshape", "_unsafe_view", "flatten", "unflatten", "permute", "transpose", "t", "squeeze",
+    "unsqueeze", "expand", "cat", "concat", "stack", "split", "split_with_sizes", "chunk", "unbind", "slice",
+    "select", "narrow", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "repeat", "flip", "roll",
+    "movedim", "swapaxes", "index_select", "tensor_split",
+)
+
+
+@rule(*MOVEMENT)
+def movement(node, ctx):
+    def materialize(arg):
+        if isinstance(arg, fx.Node):
+            return ctx.labels(arg).expand(ctx.shape(arg)).double()
+        if isinstance(arg, (list, tuple)):
+            return type(arg)(materialize(a) for a in arg)
+        return arg
+
+    args = [materialize(a) for a in node.args]
+    kwargs = {k: materialize(v) for k, v in node.kwargs.items()}
+    out = node.target(*args, **kwargs)
+    if isinstance(out, torch.Tensor):
+        return compress(out.round().long())
+    return [compress(o.round().long()) for o in out]
+
+
+@rule("getitem")
+def getitem(node, ctx):
+    return ctx.labels(node.args[0])[node.args[1]]
+
+
+# ----------------------------------------------------------------------------- spatial ops keep channels
+SPATIAL = (
+    "max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+    "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "upsample_bilinear2d", "upsample_bicubic2d",
+    "upsample_linear1d", "upsample_trilinear3d", "_upsample_nearest_exact2d", "constant_pad_nd", "pad",
+    "reflection_pad1d", "reflection_pad2d", "replication_pad1d", "replication_pad2d", "replication_pad3d",
+)
+
+
+@rule(*SPATIAL)
+def spatial(node, ctx):
+    labels = ctx.labels(node.args[0])
+    if labels.dim() > 2 and any(s > 1 for s in labels.shape[2:]):
+        ctx.state.block(labels, f"{node.target} over dims that carry channels (module {ctx.module(node)!r})")
+        labels = free(out_rank(node))
+    val = node.meta.get("val")
+    return [labels, labels] if isinstance(val, (list, tuple)) else labels
+
+
+@rule("mean", "sum", "amax", "amin", "var", "std", "max", "min", "logsumexp", "norm", "softmax", "_softmax",
+      "log_softmax", "_log_softmax")
+def reduction(node, ctx):
+    labels = ctx.labels(node.args[0])
+    rank = labels.dim()
+    name = ctx.op(node)
+    dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    if name in ("norm",):
+        dims = node.args[2] if len(node.args) > 2 else node.kwargs.get("dim")
+    if isinstance(dims, int):
+        dims = [dims]
+    if not isinstance(dims, (list, tuple)) or (name in ("max", "min") and len(node.args) < 2):
+        dims = list(range(rank))
+    dims = [d % rank for d in dims] if rank else []
+    if any(labels.shape[d] > 1 for d in dims):
+        ctx.state.block(labels, f"{node.target} reduces over channels (module {ctx.module(node)!r})")
+        return free(out_rank(node)) if not isinstance(node.meta.get("val"), (list, tuple)) else [free(out_rank(node))] * 2
+    if name in ("softmax", "_softmax", "log_softmax", "_log_softmax"):
+        return labels
+    keep = node.args[2] if len(node.args) > 2 and isinstance(node.args[2], bool) else node.kwargs.get("keepdim", False)
+    out = labels if keep else labels.reshape([s for d, s in enumerate(labels.shape) if d not in dims])
+    if isinstance(node.meta.get("val"), (list, tuple)):
+        return [out, out]
+    return out.reshape((1,) * (out_rank(node) - out.dim()) + tuple(out.shape)) if out.dim() < out_rank(node) else out
+
+
+# ----------------------------------------------------------------------------- layers with weights
+def _record(ctx, arg, dim, labels):
+    name = ctx.tensor_name(arg)
+    if name is not None:
+        ctx.state.slices.append(Slice(name, dim, labels))
+    return name
+
+
+@rule("conv1d", "conv2d", "conv3d", "convolution", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
+def convolution(node, ctx):
+    x, weight = node.args[0], node.args[1]
+    bias = node.args[2] if len(node.args) > 2 else None
+    name = ctx.op(node)
+    if name == "convolution":
+        transposed, groups = node.args[6], node.args[8]
+    else:
+        transposed = name.startswith("conv_transpose")
+        groups = node.args[6] if (not transposed and len(node.args) > 6) else (node.args[6] if transposed and len(node.args) > 6 else 1)
+    w_shape = ctx.shape(weight)
+    rank = out_rank(node)
+    channel_dim = 1 if rank == len(w_shape) else 0  # unbatched input has no batch dim
+    c_in = ctx.shape(x)[channel_dim]
+    in_labels = ctx.state.collapse(ctx.labels(x), channel_dim, c_in)
+    module = ctx.module(node)
+    uf = ctx.state.uf
+    if ctx.tensor_name(weight) is None:
+        ctx.state.block(in_labels, f"{node.target} with a computed weight (module {module!r})")
+        return free(rank)
+    if transposed:
+        c_out = w_shape[1] * groups
+        if groups != 1:
+            ctx.state.block(in_labels, f"grouped transposed convolution (module {module!r})")
+            return free(rank)
+        out = uf.fresh(c_out, module)
+        _record(ctx, weight, 0, in_labels)
+        _record(ctx, weight, 1, out)
+    else:
+        c_out = w_shape[0]
+        if groups == 1:
+            out = uf.fresh(c_out, module)
+            _record(ctx, weight, 1, in_labels)
+        elif groups == c_in:  # depthwise (with channel multiplier m): output o reads input o // m
+            out = in_labels.repeat_interleave(c_out // c_in)
+            new = out < 0
+            if new.any():
+                out = out.clone()
+                out[new] = uf.fresh(int(new.sum()), module)
+        else:  # grouped: index j of every group goes together, keeping groups equal
+            per_in, per_out = c_in // groups, c_out // groups
+            grouped_in = in_labels.reshape(groups, per_in)
+            for k in range(1, groups):
+                uf.union_tensors(grouped_in[0], grouped_in[k])
+            mixed = (grouped_in < 0).any(0) & (grouped_in >= 0).any(0)
+            if mixed.any():
+                ctx.state.block(grouped_in[:, mixed])
+            _record(ctx, weight, 1, grouped_in.max(0).values)
+            out = uf.fresh(per_out, module).repeat(groups)
+        _record(ctx, weight, 0, out)
+    if isinstance(bias, fx.Node):
+        _record(ctx, bias, 0, out)
+    return with_channels(rank, channel_dim, out)
+
+
+@rule("linear")
+def linear(node, ctx):
+    x, weight = node.args[0], node.args[1]
+    bias = node.args[2] if len(node.args) > 2 else None
+    rank = out_rank(node)
+    in_labels = ctx.state.collapse(ctx.labels(x), -1, ctx.shape(x)[-1])
+    if ctx.tensor_name(weight) is None:
+        ctx.state.block(in_labels, f"linear with a computed weight (module {ctx.module(node)!r})")
+        return free(rank)
+    out = ctx.state.uf.fresh(ctx.shape(weight)[0], ctx.module(node))
+    _record(ctx, weight, 1, in_labels)
+    _record(ctx, weight, 0, out)
+    if isinstance(bias, fx.Node):
+        _record(ctx, bias, 0, out)
+    return with_channels(rank, rank - 1, out)
+
+
+@rule("embedding")
+def embedding(node, ctx):
+    weight = node.args[0]
+    out = ctx.state.uf.fresh(ctx.shape(weight)[1], ctx.module(node))
+    _record(ctx, weight, 1, out)
+    rank = out_rank(node)
+    return with_channels(rank, rank - 1, out)
+
+
+def _per_channel(node, ctx, tensors, channel_dim=1):
+    x = node.args[0]
+    rank = out_rank(node)
+    dim = channel_dim if rank > 1 else 0
+    labels = ctx.state.collapse(ctx.labels(x), dim, ctx.shape(x)[dim])
+    for t in tensors:
+        if isinstance(t, fx.Node) and ctx.shape(t) and ctx.shape(t)[0] == labels.numel():
+            _record(ctx, t, 0, labels)
+    return labels, with_channels(rank, dim, labels)
+
+
+@rule("batch_norm", "instance_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit",
+      "native_batch_norm")
+def batch_norm(node, ctx):
+    labels, out = _per_channel(node, ctx, node.args[1:5])
+    return [out, free(1), free(1)] if isinstance(node.meta.get("val"), (list, tuple)) else out
+
+
+@rule("group_norm", "native_group_norm")
+def group_norm(node, ctx):
+    name = ctx.op(node)
+    groups = node.args[1] if name == "group_norm" else node.args[6]
+    tensors = node.args[2:4] if name == "group_norm" else node.args[1:3]
+    labels, out = _per_channel(node, ctx, tensors)
+    grouped = labels.reshape(groups, -1)
+    for g in range(groups):
+        ctx.state.uf.union_all(grouped[g])
+        if (grouped[g] < 0).any() and (grouped[g] >= 0).any():
+            ctx.state.block(grouped[g])
+    return [out, free(1), free(1)] if isinstance(node.meta.get("val"), (list, tuple)) else out
+
+
+@rule("layer_norm", "native_layer_norm", "rms_norm")
+def layer_norm(node, ctx):
+    x, normalized = node.args[0], node.args[1]
+    tensors = node.args[2:4]
+    rank = out_rank(node)
+    labels = ctx.labels(x)
+    if len(normalized) != 1:
+        if any(labels.shape[d] > 1 for d in range(rank - len(normalized), rank)):
+            ctx.state.block(labels, f"{node.target} over several channel dims (module {ctx.module(node)!r})")
+        out = labels
+    else:
+        channels = ctx.state.collapse(labels, rank - 1, ctx.shape(x)[-1])
+        for t in tensors:
+            if isinstance(t, fx.Node):
+                _record(ctx, t, 0, channels)
+        if not any(isinstance(t, fx.Node) for t in tensors):
+            ctx.state.block(channels, f"{node.target} without affine parameters (module {ctx.module(node)!r})")
+        ctx.state.approximate.update(torch.unique(channels[channels >= 0]).tolist())
+        out = with_channels(rank, rank - 1, channels)
+    return [out, free(rank), free(rank)] if isinstance(node.meta.get("val"), (list, tuple)) else out
+
+
+@rule("prelu", "_prelu_kernel")
+def prelu(node, ctx):
+    return _per_channel(node, ctx, [node.args[1]])[1]
+
+
+RULES[operator.getitem.__name__] = getitem
