@@ -58,7 +58,7 @@ class Pruner:
         parts = build_parts(target, metric, allocator, scheduler, objective)
         self.target, self.metric = parts.target, parts.metric
         self.allocator, self.scheduler, self.objective = parts.allocator, parts.scheduler, parts.objective
-        self.layers = self.target.bind(model, include, exclude)
+        self.layers = self.target.bind(model, include, exclude, example_inputs)
         check_forward(model, self._args, self._kwargs)
         self.objective.bind(model, example_inputs, self.layers)
         self.plan = self.scheduler.plan(self.objective)
@@ -178,9 +178,7 @@ class Pruner:
     def speed_up(self) -> nn.Module:
         """Physically shrink structured-pruned modules in place and return the model."""
         self._check_usable()
-        from .speedup import speed_up_rows
-
-        speed_up_rows(self.model, self.target, self.layers)
+        self.target.speed_up(self.model, self.layers)
         self._sped_up = True
         self.report.params = count_params(self.model)
         self.report.flops = self._flops()

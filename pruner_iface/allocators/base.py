@@ -101,7 +101,7 @@ class Allocator(ABC):
         """:meth:`propose` clamped to the bounds."""
         proposal = self.propose(layers, unit_scores, level)
         lows, highs = self.bounds(layers, already)
-        counts = [min(max(c, lo), hi) for c, lo, hi in zip(proposal.counts, lows, highs)]
+        counts = [layer.legal_count(min(max(c, lo), hi)) for layer, c, lo, hi in zip(layers, proposal.counts, lows, highs)]
         known = proposal.sets or [None] * len(counts)
         sets = [chosen if c == raw else None for c, raw, chosen in zip(counts, proposal.counts, known)]
         return Proposal(counts, sets)

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..errors import SpeedUpError
 from ..masks import remove_mask
-from ..targets.base import Target, TargetLayer
+from ..targets.base import TargetLayer
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -83,14 +83,8 @@ def _shrink(layer: TargetLayer, kept: torch.Tensor) -> nn.Module:
     return KeptRows(inner, kept, module.out_channels, channel_dim=-(spatial + 1))
 
 
-def speed_up_rows(model: nn.Module, target: Target, layers: list[TargetLayer]) -> nn.Module:
+def speed_up_rows(model: nn.Module, layers: list[TargetLayer]) -> nn.Module:
     """Replace every row-pruned layer of `model` by its shrunk version (checks all before changing any)."""
-    if not getattr(target, "structured", False):
-        raise SpeedUpError(
-            f"target {getattr(target, 'registered_name', type(target).__name__)!r} is not structured: its masks "
-            f"cannot shrink any tensor. speed_up applies to 'channel-local'; call pi.remove_masks(model) to bake "
-            f"unstructured masks into the weights"
-        )
     owners: dict[int, int] = {}
     for module in model.modules():
         for param in module._parameters.values():

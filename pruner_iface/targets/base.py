@@ -56,17 +56,76 @@ def from_matrix(matrix: torch.Tensor, shape: torch.Size) -> torch.Tensor:
 
 
 class TargetLayer(ABC):
-    """One pruned parameter seen as `num_units` units.
+    """A set of `num_units` units that one allocation decision covers (a layer's rows, blocks,
+    weights, or a stream of coupled channels).
 
-    Subclasses define how elements group into units (:meth:`group`) and how pruned units turn
-    into keep-masks (:meth:`masks`). Counts used by objectives:
-    ``unit_weights`` (weight elements a unit removes: an int, or a per-unit tensor where units
-    differ) and ``counts_weights`` (sparsity counts weights rather than units); params and
-    FLOPs objectives use :meth:`removals`.
+    Counts used by objectives: ``unit_weights`` (weight elements a unit removes: an int, or a
+    per-unit tensor where units differ) and ``counts_weights`` (sparsity counts weights rather
+    than units); params and FLOPs objectives use :meth:`removals`.
     """
 
     counts_weights = False
     structured = False
+    name: str
+    num_units: int
+    unit_weights: int | torch.Tensor
+
+    @property
+    def max_units(self) -> int:
+        """Most units that may be pruned: every layer keeps at least one unit."""
+        return self.num_units - 1
+
+    def legal_count(self, count: int) -> int:
+        """The unit count actually pruned for a requested `count` (e.g. rounded to channel multiples)."""
+        return count
+
+    @property
+    def sparsity_total(self) -> int:
+        return self.num_units
+
+    def removed_weights(self, pruned: torch.Tensor) -> int:
+        """Weight elements removed by the pruned units."""
+        if isinstance(self.unit_weights, int):
+            return self.unit_weights * int(torch.count_nonzero(pruned))
+        return int(self.unit_weights.to(pruned.device)[pruned].sum())
+
+    def sparsity_removed(self, pruned: torch.Tensor) -> int:
+        """What the sparsity objective counts as removed: weights or units."""
+        return self.removed_weights(pruned) if self.counts_weights else int(torch.count_nonzero(pruned))
+
+    @property
+    @abstractmethod
+    def shape(self) -> tuple[int, ...]:
+        """The shape shown in reports."""
+
+    @abstractmethod
+    def members(self) -> list:
+        """What metrics score: objects with ``.name``, ``.param_name`` and ``.weight``."""
+
+    @abstractmethod
+    def unit_scores_from(self, member_scores: list[torch.Tensor], reduce: str) -> torch.Tensor:
+        """One score per unit from the element scores of every member (see :meth:`members`)."""
+
+    @abstractmethod
+    def current_pruned(self) -> torch.Tensor:
+        """Units already removed by the masks in place."""
+
+    @abstractmethod
+    def masks(self, pruned: torch.Tensor, member_scores: list[torch.Tensor] | None = None) -> dict:
+        """Keep-masks ``{(module, parameter name): bool tensor}`` for every parameter the pruned
+        units touch; `member_scores` are the element scores of :meth:`members`."""
+
+    @abstractmethod
+    def removals(self, pruned: torch.Tensor) -> list[Removal]:
+        """What the pruned units remove from each parameter (see :mod:`pruner_iface.accounting`)."""
+
+    @abstractmethod
+    def kept_and_total(self) -> tuple[int, int]:
+        """What the report shows as kept / total."""
+
+
+class TensorLayer(TargetLayer):
+    """One parameter whose elements group into units (:meth:`group`)."""
 
     def __init__(self, name: str, module: nn.Module, param_name: str = "weight"):
         self.name = name
@@ -81,9 +140,9 @@ class TargetLayer(ABC):
     def shape(self) -> tuple[int, ...]:
         return tuple(self.weight.shape)
 
-    # --- to be defined by each target -------------------------------------------------------
-    num_units: int
-    unit_weights: int | torch.Tensor
+    @property
+    def sparsity_total(self) -> int:
+        return int(self.weight.numel()) if self.counts_weights else self.num_units
 
     @abstractmethod
     def group(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -93,44 +152,19 @@ class TargetLayer(ABC):
     def ungroup(self, grouped: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`group`."""
 
-    # --- shared behaviour --------------------------------------------------------------------
-    @property
-    def max_units(self) -> int:
-        """Most units that may be pruned: every layer keeps at least one unit."""
-        return self.num_units - 1
-
-    @property
-    def sparsity_total(self) -> int:
-        return int(self.weight.numel()) if self.counts_weights else self.num_units
-
-    def removed_weights(self, pruned: torch.Tensor) -> int:
-        """Weight elements removed by the pruned units."""
-        if isinstance(self.unit_weights, int):
-            return self.unit_weights * int(torch.count_nonzero(pruned))
-        return int(self.unit_weights.to(pruned.device)[pruned].sum())
-
-    def removals(self, pruned: torch.Tensor) -> list[Removal]:
-        """What the pruned units remove from each parameter (see :mod:`pruner_iface.accounting`)."""
-        return [Removal(self.module, self.param_name, None, self.removed_weights(pruned), self.weight.numel())]
-
-    def sparsity_removed(self, pruned: torch.Tensor) -> int:
-        """What the sparsity objective counts as removed: weights or units."""
-        return self.removed_weights(pruned) if self.counts_weights else int(torch.count_nonzero(pruned))
-
     def unit_scores(self, element_scores: torch.Tensor, reduce: str) -> torch.Tensor:
         return reduce_units(self.group(element_scores), reduce)
 
-    def members(self) -> list["TargetLayer"]:
-        """What metrics score: objects with ``.name``, ``.param_name`` and ``.weight``. A tensor
-        target scores its own weight; a coupled group scores every member tensor."""
+    def members(self) -> list["TensorLayer"]:
         return [self]
 
-    def unit_scores_from(self, member_scores: list[torch.Tensor], reduce: str) -> torch.Tensor:
-        """One score per unit from the element scores of every member (see :meth:`members`)."""
+    def unit_scores_from(self, member_scores, reduce):
         return self.unit_scores(member_scores[0], reduce)
 
-    def kept_and_total(self) -> tuple[int, int]:
-        """Weight elements kept and in total, for the report."""
+    def removals(self, pruned):
+        return [Removal(self.module, self.param_name, None, self.removed_weights(pruned), self.weight.numel())]
+
+    def kept_and_total(self):
         mask = self.current_mask()
         total = self.weight.numel()
         return (total if mask is None else int(mask.sum())), total
@@ -138,16 +172,13 @@ class TargetLayer(ABC):
     def current_mask(self) -> torch.Tensor | None:
         return get_mask(self.module, self.param_name)
 
-    def current_pruned(self) -> torch.Tensor:
-        """Units already removed by the masks in place."""
+    def current_pruned(self):
         mask = self.current_mask()
         if mask is None:
             return torch.zeros(self.num_units, dtype=torch.bool, device=self.weight.device)
         return ~self.group(mask).any(-1)
 
-    def masks(self, pruned: torch.Tensor, member_scores: list[torch.Tensor] | None = None) -> dict:
-        """Keep-masks ``{(module, parameter name): bool tensor}`` for every parameter the pruned
-        units touch; `member_scores` are the element scores of :meth:`members`."""
+    def masks(self, pruned, member_scores=None):
         keep = ~pruned.unsqueeze(-1).expand(-1, self.group(self.weight).shape[-1])
         return {(self.module, self.param_name): self.ungroup(keep)}
 
@@ -196,8 +227,27 @@ class Target(ABC):
         base = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "overrides"}
         return construct(type(self), {**base, **opts}, f"target.overrides[{name}]")
 
-    def bind(self, model: nn.Module, include=None, exclude=None) -> list[TargetLayer]:
-        """One TargetLayer per selected parameter; shape problems raise before anything changes.
+    def speed_up(self, model: nn.Module, layers: list[TargetLayer]) -> nn.Module:
+        """Physically shrink what the layers pruned; targets whose masks shrink nothing refuse."""
+        from ..errors import SpeedUpError
+
+        raise SpeedUpError(
+            f"target {getattr(self, 'registered_name', type(self).__name__)!r} is not structured: its masks "
+            f"cannot shrink any tensor. speed_up applies to 'channel' and 'channel-local'; call "
+            f"pi.remove_masks(model) to bake unstructured masks into the weights"
+        )
+
+    @abstractmethod
+    def bind(self, model: nn.Module, include=None, exclude=None, example_inputs=None) -> list[TargetLayer]:
+        """The TargetLayers of `model`; shape problems raise before anything changes."""
+
+
+@dataclass
+class TensorTarget(Target):
+    """A target whose layers are single parameters of the selected modules."""
+
+    def bind(self, model: nn.Module, include=None, exclude=None, example_inputs=None) -> list[TargetLayer]:
+        """One TensorLayer per selected parameter; shape problems raise before anything changes.
 
         A weight tied between modules is one layer (bound through its first module), so it is
         scored, counted and masked once; its mask then applies wherever the tensor is used.
@@ -219,8 +269,8 @@ class Target(ABC):
         return layers
 
     @abstractmethod
-    def make_layer(self, name: str, module: nn.Module) -> TargetLayer:
-        """The TargetLayer of one selected module (raises ConfigError if its shape does not fit)."""
+    def make_layer(self, name: str, module: nn.Module) -> TensorLayer:
+        """The layer of one selected module (raises ConfigError if its shape does not fit)."""
 
 
 TARGETS: Registry[Target] = Registry("target", Target)

@@ -14,12 +14,12 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import check
-from .base import Target, TargetLayer, from_matrix, matrix_view, reduce_units, register_target
+from .base import TensorLayer, TensorTarget, from_matrix, matrix_view, reduce_units, register_target
 
 REMAINDER_POLICIES = ("error", "partial")
 
 
-class BlockLayer(TargetLayer):
+class BlockLayer(TensorLayer):
     def __init__(self, name: str, module: nn.Module, block: tuple[int, int], remainder: str):
         super().__init__(name, module)
         self.block = block
@@ -72,7 +72,7 @@ class BlockLayer(TargetLayer):
 
 @register_target("block")
 @dataclass
-class Block(Target):
+class Block(TensorTarget):
     """NxM blocks of Linear / ConvNd weights (units: blocks). ``block=[4, 1]`` is INC's 4x1."""
 
     block: Sequence[int] = (4, 1)
@@ -89,5 +89,5 @@ class Block(Target):
         self.block = tuple(self.block)
         super().__post_init__()
 
-    def make_layer(self, name: str, module: nn.Module) -> TargetLayer:
+    def make_layer(self, name: str, module: nn.Module) -> TensorLayer:
         return BlockLayer(name, module, self.block, self.remainder)

@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from ..accounting import Removal
-from .base import Target, TargetLayer, register_target
+from .base import TensorLayer, TensorTarget, register_target
 
 
-class RowLayer(TargetLayer):
+class RowLayer(TensorLayer):
     structured = True
 
     def __init__(self, name: str, module: nn.Module, param_name: str = "weight"):
@@ -49,10 +49,15 @@ class RowLayer(TargetLayer):
 
 @register_target("channel-local")
 @dataclass
-class ChannelLocal(Target):
+class ChannelLocal(TensorTarget):
     """Output rows of Linear / ConvNd layers, one layer at a time (units: rows)."""
 
     structured = True
 
-    def make_layer(self, name: str, module: nn.Module) -> TargetLayer:
+    def make_layer(self, name: str, module: nn.Module) -> TensorLayer:
         return RowLayer(name, module)
+
+    def speed_up(self, model, layers):
+        from ..speedup.rows import speed_up_rows
+
+        return speed_up_rows(model, layers)

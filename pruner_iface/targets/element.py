@@ -6,10 +6,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Target, TargetLayer, register_target
+from .base import TensorLayer, TensorTarget, register_target
 
 
-class ElementLayer(TargetLayer):
+class ElementLayer(TensorLayer):
     counts_weights = True
 
     def __init__(self, name: str, module: nn.Module, param_name: str = "weight"):
@@ -32,10 +32,10 @@ class ElementLayer(TargetLayer):
 
 @register_target("element")
 @dataclass
-class Element(Target):
+class Element(TensorTarget):
     """Unstructured: any single weight may go. Works on any module with a ``weight`` tensor."""
 
     supported_types = None
 
-    def make_layer(self, name: str, module: nn.Module) -> TargetLayer:
+    def make_layer(self, name: str, module: nn.Module) -> TensorLayer:
         return ElementLayer(name, module)

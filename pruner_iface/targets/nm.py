@@ -13,10 +13,10 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import check
-from .base import Target, TargetLayer, from_matrix, matrix_view, reduce_units, register_target
+from .base import TensorLayer, TensorTarget, from_matrix, matrix_view, reduce_units, register_target
 
 
-class NMLayer(TargetLayer):
+class NMLayer(TensorLayer):
     counts_weights = True
 
     def __init__(self, name: str, module: nn.Module, n: int, m: int):
@@ -66,7 +66,7 @@ class NMLayer(TargetLayer):
 
 @register_target("n:m")
 @dataclass
-class NM(Target):
+class NM(TensorTarget):
     """N:M semi-structured sparsity (keep `n` of every `m`), as used by sparse tensor cores."""
 
     n: int = 2
@@ -84,5 +84,5 @@ class NM(Target):
     def max_sparsity(self) -> float:
         return (self.m - self.n) / self.m
 
-    def make_layer(self, name: str, module: nn.Module) -> TargetLayer:
+    def make_layer(self, name: str, module: nn.Module) -> TensorLayer:
         return NMLayer(name, module, self.n, self.m)

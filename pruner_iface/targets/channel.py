@@ -1,0 +1,188 @@
+"""`channel`: coupled channel groups found by the dependency graph (pruner_iface.graph).
+
+A unit is one coupled channel: the producer's output row and every slice that must go with it —
+BatchNorm entries, consumer input columns, the matching channel across residual adds, the offset
+slice after a concat, the H·W features a channel becomes after flatten. A layer is the set of
+units produced by the same producer modules (e.g. a whole residual stream). Masking every member
+slice makes the masked model compute what the shrunk model will.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..accounting import Removal
+from ..errors import ConfigError
+from ..masks import get_mask
+from ..registry import check
+from ..selection import select_modules
+from .base import REDUCTIONS, Target, TargetLayer, register_target
+
+
+@dataclass
+class TensorRef:
+    """A parameter that a metric scores: `name` is its module path."""
+
+    name: str
+    module: nn.Module
+    param_name: str
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return getattr(self.module, self.param_name)
+
+
+class GroupLayer(TargetLayer):
+    """Units are coupled channel groups sharing the same producer modules."""
+
+    structured = True
+
+    def __init__(self, name: str, model: nn.Module, groups: list, round_to: int):
+        self.name = name
+        self.groups = groups
+        self.round_to = round_to
+        self.num_units = len(groups)
+        self.unit_weights = 1
+        self.param_name = "weight"
+        self._tensors: dict[str, tuple[nn.Module, str]] = {}
+        for group in groups:
+            for m in group.members:
+                if m.tensor not in self._tensors:
+                    path, _, attr = m.tensor.rpartition(".")
+                    self._tensors[m.tensor] = (model.get_submodule(path), attr)
+        self.module = model.get_submodule(groups[0].producers[0])
+        self._refs = [TensorRef(t.rpartition(".")[0], mod, attr) for t, (mod, attr) in self._tensors.items()
+                      if isinstance(getattr(mod, attr), nn.Parameter)]
+        self._anchor = next(m for m in groups[0].members if m.tensor in {f"{r.name}.{r.param_name}" if r.name else r.param_name for r in self._refs})
+
+    # --- views ---------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.num_units,)
+
+    @property
+    def max_units(self) -> int:
+        return self.num_units - self.round_to if self.num_units > self.round_to else 0
+
+    def legal_count(self, count: int) -> int:
+        if self.round_to == 1 or count == 0:
+            return count
+        kept = self.num_units - count
+        kept = max(self.round_to, (kept // self.round_to) * self.round_to) if self.num_units >= self.round_to else kept
+        return min(self.num_units - kept, self.max_units)
+
+    def members(self) -> list[TensorRef]:
+        return self._refs
+
+    def _ref_key(self, ref: TensorRef) -> str:
+        return f"{ref.name}.{ref.param_name}" if ref.name else ref.param_name
+
+    # --- scores -----------------------------------------------------------------------------
+    def unit_scores_from(self, member_scores, reduce):
+        """Each member tensor's slice scores (reduced per unit), normalised by their mean over the
+        layer's units so that no tensor dominates, summed over member tensors."""
+        if reduce not in REDUCTIONS:
+            raise ConfigError(f"reduce: {reduce!r} is not one of {', '.join(REDUCTIONS)}")
+        scores = {self._ref_key(ref): s for ref, s in zip(self._refs, member_scores)}
+        total = torch.zeros(self.num_units)
+        for key, elem in scores.items():
+            per_unit = torch.full((self.num_units,), float("nan"))
+            for u, group in enumerate(self.groups):
+                for m in group.members:
+                    if m.tensor == key:
+                        part = elem.movedim(m.dim, 0)[m.indices].reshape(-1).float()
+                        value = part.sum() if reduce == "sum" else part.mean() if reduce == "mean" else part.max()
+                        per_unit[u] = value if torch.isnan(per_unit[u]) else per_unit[u] + value
+            present = ~torch.isnan(per_unit)
+            if not present.any():
+                continue
+            scale = per_unit[present].abs().mean()
+            total[present] += per_unit[present] / (scale if scale > 0 else 1.0)
+        return total
+
+    # --- masks and counts ------------------------------------------------------------------
+    def _anchor_pruned(self, group) -> bool | None:
+        for m in group.members:
+            module, attr = self._tensors[m.tensor]
+            mask = get_mask(module, attr)
+            if mask is not None:
+                return not bool(mask.movedim(m.dim, 0)[m.indices].any())
+        return False
+
+    def current_pruned(self) -> torch.Tensor:
+        return torch.tensor([bool(self._anchor_pruned(g)) for g in self.groups], dtype=torch.bool)
+
+    def masks(self, pruned, member_scores=None):
+        keeps: dict[tuple[nn.Module, str], torch.Tensor] = {}
+        for u in pruned.nonzero().reshape(-1).tolist():
+            for m in self.groups[u].members:
+                module, attr = self._tensors[m.tensor]
+                tensor = getattr(module, attr)
+                if not isinstance(tensor, nn.Parameter):
+                    continue  # buffers (BN statistics) are sliced by speed_up, not masked
+                key = (module, attr)
+                if key not in keeps:
+                    keeps[key] = torch.ones(tensor.shape, dtype=torch.bool, device=tensor.device)
+                keeps[key].index_fill_(m.dim, m.indices.to(tensor.device), False)
+        return keeps
+
+    def removals(self, pruned):
+        out = []
+        for u in pruned.nonzero().reshape(-1).tolist():
+            for m in self.groups[u].members:
+                module, attr = self._tensors[m.tensor]
+                tensor = getattr(module, attr)
+                if isinstance(tensor, nn.Parameter):
+                    out.append(Removal(module, attr, m.dim, m.indices.numel(), tensor.shape[m.dim]))
+        return out
+
+    def kept_and_total(self):
+        return self.num_units - int(self.current_pruned().sum()), self.num_units
+
+
+@register_target("channel")
+@dataclass
+class Channel(Target):
+    """Coupled channels of any traceable model (units: coupled channel groups).
+
+    A group is pruned only if every module producing its channels is selected (module types,
+    include/exclude). Outputs of the model never change shape; `round_to` keeps each layer's
+    channel count a multiple of k; no layer loses all its channels.
+    """
+
+    round_to: int = 1
+
+    supported_types = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                       nn.ConvTranspose3d, nn.Embedding)
+    structured = True
+
+    def __post_init__(self) -> None:
+        check(isinstance(self.round_to, int) and self.round_to >= 1, "round_to",
+              f"must be a positive integer; got {self.round_to!r}")
+        super().__post_init__()
+
+    def bind(self, model: nn.Module, include=None, exclude=None, example_inputs: Any = None) -> list[TargetLayer]:
+        if example_inputs is None:
+            raise ConfigError("the channel target needs example_inputs to trace the model")
+        from ..graph import build_dependency_graph
+
+        selected = {name for name, _ in select_modules(model, self._types, include, exclude)}
+        graph = build_dependency_graph(model, example_inputs)
+        by_producers: dict[tuple[str, ...], list] = {}
+        for group in graph.groups:
+            if all(p in selected for p in group.producers):
+                by_producers.setdefault(group.producers, []).append(group)
+        layers = [GroupLayer("+".join(key), model, groups, self.round_to)
+                  for key, groups in by_producers.items() if len(groups) > 1]
+        if not layers:
+            raise ConfigError("the channel target found no prunable channel group among the selected modules")
+        self.graph = graph
+        return layers
+
+    def speed_up(self, model, layers):
+        from ..speedup.graph import shrink_groups
+
+        return shrink_groups(model, [g for layer in layers for g, p in zip(layer.groups, layer.current_pruned()) if p])
