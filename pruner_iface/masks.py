@@ -73,6 +73,15 @@ def _track(module: nn.Module) -> None:
     _ensure_optimizer_hook()
 
 
+def refresh_hooks(module: nn.Module) -> None:
+    """Re-attach gradient hooks after a masked parameter was replaced (e.g. sliced by speed-up)."""
+    for handle in _grad_hooks.pop(module, {}).values():
+        handle.remove()
+    _masked_modules.discard(module)
+    if getattr(module, _MASKED_ATTR, None):
+        _track(module)
+
+
 def _track_before_forward(module: nn.Module, args) -> None:
     if module not in _masked_modules and getattr(module, _MASKED_ATTR, None):
         _track(module)

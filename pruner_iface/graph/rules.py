@@ -78,8 +78,18 @@ MOVEMENT = (
 )
 
 
+SPLITS = ("split", "split_with_sizes", "chunk", "unbind", "tensor_split")
+SLICES = ("slice", "select", "narrow", "index_select")
+
+
 @rule(*MOVEMENT)
 def movement(node, ctx):
+    name = ctx.op(node)
+    source = node.args[0]
+    if name in SPLITS or name in SLICES:
+        _couple_pieces(node, ctx, name)
+    in_labels = [ctx.labels(a) for a in node.all_input_nodes]
+
     def materialize(arg):
         if isinstance(arg, fx.Node):
             return ctx.labels(arg).expand(ctx.shape(arg)).double()
@@ -90,9 +100,64 @@ def movement(node, ctx):
     args = [materialize(a) for a in node.args]
     kwargs = {k: materialize(v) for k, v in node.kwargs.items()}
     out = node.target(*args, **kwargs)
-    if isinstance(out, torch.Tensor):
-        return compress(out.round().long())
-    return [compress(o.round().long()) for o in out]
+    outs = [out] if isinstance(out, torch.Tensor) else list(out)
+    outs = [compress(o.round().long()) for o in outs]
+    if name in ("view", "reshape", "_unsafe_view", "unflatten") and isinstance(source, fx.Node):
+        _couple_split_dims(ctx, ctx.labels(source), outs[0])
+    del in_labels
+    return outs[0] if isinstance(out, torch.Tensor) else outs
+
+
+def _labelled_dims(labels: torch.Tensor) -> list[int]:
+    return [d for d in range(labels.dim()) if labels.shape[d] > 1 and bool((labels >= 0).any())]
+
+
+def _couple_split_dims(ctx, before: torch.Tensor, after: torch.Tensor) -> None:
+    """A view that splits one channel dim into several (channel shuffle, heads x head_dim) is
+    recomputed from the new width after pruning: the same inner index must go from every row."""
+    dims = _labelled_dims(after)
+    if len(dims) <= len(_labelled_dims(before)) or len(dims) < 2:
+        return
+    grid = after.movedim(dims[-1], -1)
+    rows = grid.reshape(-1, grid.shape[-1])
+    for row in rows[1:]:
+        ctx.state.uf.union_tensors(rows[0], row)
+
+
+def _couple_pieces(node, ctx, name) -> None:
+    """Pieces of a split along channels: equal pieces (chunk, split into equal sizes) keep equal
+    after pruning only if they lose the same positions; unequal pieces and partial slices use
+    sizes that pruning would invalidate, so their channels are blocked."""
+    x = node.args[0]
+    labels = ctx.labels(x)
+    rank = labels.dim()
+    dim_arg = {"split": 2, "split_with_sizes": 2, "chunk": 2, "unbind": 1, "tensor_split": 2,
+               "slice": 1, "select": 1, "narrow": 1, "index_select": 1}[name]
+    dim = node.args[dim_arg] if len(node.args) > dim_arg else node.kwargs.get("dim", 0)
+    dim = dim % rank if rank else 0
+    if rank == 0 or labels.shape[dim] <= 1 or not bool((labels >= 0).any()):
+        return
+    size = ctx.shape(x)[dim]
+    full = labels.expand(ctx.shape(x)).movedim(dim, 0)
+    if name in SLICES:
+        if name == "slice":
+            start = node.args[2] if len(node.args) > 2 else 0
+            end = node.args[3] if len(node.args) > 3 else size
+            step = node.args[4] if len(node.args) > 4 else 1
+            if (start or 0) <= 0 and (end is None or end >= size) and step == 1:
+                return
+        ctx.state.block(full, f"{node.target} takes part of the channels of module {ctx.module(node)!r}'s "
+                              f"input; they are not pruned")
+        return
+    val = node.meta.get("val")
+    sizes = [v.shape[dim] for v in val] if isinstance(val, (list, tuple)) else [size]
+    if len(set(sizes)) != 1:
+        ctx.state.block(full, f"{node.target} splits channels into unequal pieces {sizes} "
+                              f"(module {ctx.module(node)!r}); they are not pruned")
+        return
+    pieces = full.reshape(len(sizes), sizes[0], -1)
+    for k in range(1, len(sizes)):
+        ctx.state.uf.union_tensors(pieces[0], pieces[k])
 
 
 @rule("getitem")

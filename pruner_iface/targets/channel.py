@@ -180,9 +180,11 @@ class Channel(Target):
         if not layers:
             raise ConfigError("the channel target found no prunable channel group among the selected modules")
         self.graph = graph
+        self._example_inputs = example_inputs
         return layers
 
     def speed_up(self, model, layers):
         from ..speedup.graph import shrink_groups
 
-        return shrink_groups(model, [g for layer in layers for g, p in zip(layer.groups, layer.current_pruned()) if p])
+        pruned = [g for layer in layers for g, p in zip(layer.groups, layer.current_pruned()) if p]
+        return shrink_groups(model, pruned, self._example_inputs)

@@ -1,0 +1,86 @@
+"""The graph-aware channel target on a zoo of CNN layouts: masked == shrunk, FLOPs as asked."""
+import pytest
+import torch
+from conftest import same_state, state
+from torch import nn
+from zoo import ZOO, build
+
+import pruner_iface as pi
+
+
+def _prune(name, flops, metric):
+    model, x = build(name)
+    with torch.no_grad():
+        dense_out = model(*x)
+    pruner = pi.Pruner(model, x, target="channel", metric=metric, objective={"name": "flops", "target": flops})
+    report = pruner.run()
+    with torch.no_grad():
+        masked = model(*x)
+    approximate = any(g.approximate for layer in pruner.layers for g, p in zip(layer.groups, layer.current_pruned()) if p)
+    pruner.speed_up()
+    with torch.no_grad():
+        shrunk = model(*x)
+    return model, x, report, dense_out, masked, shrunk, approximate
+
+
+@pytest.mark.parametrize("metric", ["l1", "random"])
+@pytest.mark.parametrize("flops", [0.7, 0.4])
+@pytest.mark.parametrize("name", list(ZOO))
+def test_zoo_prunes_to_flops_and_shrunk_equals_masked(name, flops, metric):
+    model, x, report, dense_out, masked, shrunk, approximate = _prune(name, flops, metric)
+    assert shrunk.shape == dense_out.shape
+    measured = pi.count_flops(model, x)
+    assert measured == report.flops and measured <= flops * report.dense_flops * 1.001
+    scale = max(1.0, masked.abs().max().item())
+    # LayerNorm over pruned channels (ConvNeXt's stream) changes its statistics: measured, not exact
+    tolerance = 0.1 if approximate else 1e-4
+    assert (masked - shrunk).abs().max().item() <= tolerance * scale
+    assert pi.count_params(model) == sum(p.numel() for p in model.parameters()) == report.params
+
+
+def test_shrunk_model_trains_saves_and_exports(tmp_path):
+    model, x, *_ = _prune("resnet18", 0.5, "l1")
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    model.train()
+    model(*x).sum().backward()
+    opt.step()
+    model.eval()
+    torch.save(model, tmp_path / "m.pt")
+    loaded = torch.load(tmp_path / "m.pt", weights_only=False)
+    assert torch.equal(loaded(*x), model(*x))
+    exported = torch.export.export(model, x)
+    assert torch.allclose(exported.module()(*x), model(*x), atol=1e-5)
+
+
+def test_round_to_keeps_channel_counts_multiples():
+    model, x = build("vgg")
+    pruner = pi.Pruner(model, x, target={"name": "channel", "round_to": 4}, metric="l1",
+                       objective={"name": "flops", "target": 0.5})
+    pruner.run()
+    pruner.speed_up()
+    assert model[0][0].out_channels % 4 == 0 and model[2][0].out_channels % 4 == 0 and model[2][0].out_channels < 32
+
+
+def test_exclude_protects_a_producer():
+    model, x = build("resnet18")
+    pruner = pi.Pruner(model, x, target="channel", metric="l1", objective={"name": "flops", "target": 0.7},
+                       exclude=["1\\.a\\.0"])
+    assert all("1.a.0" not in layer.name.split("+") for layer in pruner.layers)
+
+
+def test_speed_up_of_hard_coded_sizes_is_rolled_back():
+    class Hard(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.c2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 4, 1)
+
+        def forward(self, x):
+            return self.c2(self.c1(x).reshape(x.shape[0], 8, -1).reshape(x.shape[0], 8, 6, 6))
+
+    model, x = Hard(), torch.randn(1, 3, 6, 6)
+    pruner = pi.Pruner(model, (x,), target="channel", metric="l1", objective={"name": "sparsity", "target": 0.5})
+    pruner.run()
+    before = state(model)
+    with pytest.raises(pi.SpeedUpError, match="hard-codes a channel count. The model was left as it was"):
+        pruner.speed_up()
+    assert same_state(model, before) and model.c1.out_channels == 8 and model(x).shape == (1, 4, 6, 6)
