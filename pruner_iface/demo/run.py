@@ -50,7 +50,7 @@ def run_demo(opts: DemoOptions) -> dict:
                 "flops": count_flops(m, example)}
 
     before = measure(dense)
-    pruner = Pruner.from_preset("demo", model, example, objective={"target": opts.flops}, exclude=["fc"])
+    pruner = Pruner.from_preset("demo", model, example, objective={"target": opts.flops})
     step_seed = iter(range(opts.seed + 1, opts.seed + 1000))
 
     def fine_tune(m, step):

@@ -115,6 +115,7 @@ def build_dependency_graph(model: nn.Module, example_inputs: Any, warn: bool = T
     """Trace `model` and find its coupled channel groups (units of the `channel` target)."""
     traced = trace(model, example_inputs)
     state = Propagation(traced).run()
+    _join_repeated_uses(state)
     roots = state.uf.roots()
     blocked = set(roots[list(state.blocked)].tolist()) if state.blocked else set()
     approximate = set(roots[list(state.approximate)].tolist()) if state.approximate else set()
@@ -140,6 +141,21 @@ def build_dependency_graph(model: nn.Module, example_inputs: Any, warn: bool = T
         for message in state.warnings:
             warnings.warn(f"pruner_iface graph: {message}", stacklevel=2)
     return DependencyGraph(traced, groups, list(state.warnings))
+
+
+def _join_repeated_uses(state: LabelState) -> None:
+    """A module called twice, or a weight tied between modules, slices the same tensor index in
+    several places: whatever removes that index removes it everywhere."""
+    seen: dict[tuple[str, int], torch.Tensor] = {}
+    for s in state.slices:
+        if s.dim is None:
+            continue
+        key = (s.tensor, s.dim)
+        if key in seen and seen[key].shape == s.labels.shape:
+            state.uf.union_tensors(seen[key], s.labels)
+            seen[key] = torch.where(seen[key] >= 0, seen[key], s.labels)
+        else:
+            seen[key] = s.labels
 
 
 def _slice_dims(s: Slice, roots: torch.Tensor, bad: set[int]):

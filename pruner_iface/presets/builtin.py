@@ -3,9 +3,9 @@ from . import register_preset
 
 BUILTIN = [
     (
-        "demo", "Channel-local rows by L2 norm, uniform, AGP over 3 steps, to half the FLOPs",
+        "demo", "Coupled channels (multiples of 8) by L2 norm, global, AGP over 3 steps, to half the FLOPs",
         "pruner_iface's demo composition",
-        {"target": "channel-local", "metric": "l2", "allocator": "uniform",
+        {"target": {"name": "channel", "round_to": 8}, "metric": "l2", "allocator": "global",
          "scheduler": {"name": "agp", "start": 0, "end": 3}, "objective": {"name": "flops", "target": 0.5}},
     ),
     (
@@ -47,9 +47,9 @@ BUILTIN = [
          "objective": {"name": "sparsity", "target": 0.9}},
     ),
     (
-        "channel-flops", "Channel-local rows by L2 norm, uniform, one pass, to half the FLOPs",
+        "channel-flops", "Coupled channels by L2 norm, uniform, one pass, to half the FLOPs",
         "filter pruning by norm (Li et al., Pruning Filters for Efficient ConvNets, ICLR 2017)",
-        {"target": "channel-local", "metric": "l2", "allocator": "uniform", "scheduler": "one-pass",
+        {"target": "channel", "metric": "l2", "allocator": "uniform", "scheduler": "one-pass",
          "objective": {"name": "flops", "target": 0.5}},
     ),
 ]

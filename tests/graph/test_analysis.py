@@ -115,3 +115,28 @@ def test_untraceable_model_is_a_clear_error_and_modes_are_restored():
     with pytest.raises(TraceError, match="torch.export could not trace Bad"):
         build_dependency_graph(model, (torch.randn(1, 1, 2, 2),))
     assert model.training
+
+
+def test_module_called_twice_and_pixel_shuffle_stay_consistent():
+    import pruner_iface as pi
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(2, 8, 1)
+            self.shared = nn.Conv2d(8, 8, 3, padding=1)
+            self.up = nn.Conv2d(8, 16, 1)
+            self.out = nn.Conv2d(4, 2, 1)
+
+        def forward(self, x):
+            y = self.shared(F.relu(self.shared(self.stem(x))))
+            return self.out(F.pixel_shuffle(self.up(y), 2))
+
+    model = Twice().eval()
+    x = torch.randn(1, 2, 4, 4)
+    pruner = pi.Pruner(model, (x,), target="channel", metric="l1", objective={"name": "flops", "target": 0.6})
+    pruner.run()
+    masked = model(x)
+    pruner.speed_up()
+    assert torch.allclose(model(x), masked, atol=1e-5) and model(x).shape == (1, 2, 8, 8)
+    assert model.shared.in_channels == model.shared.out_channels
