@@ -20,6 +20,8 @@ def test_every_preset_prunes_the_test_cnn(name, cnn, cnn_inputs, cnn_batches):
     overrides = {"exclude": exclude} if exclude else {}
     if name.startswith("snip-momentum") or name == "nm-2:4":
         overrides["include"] = ["fc1"]
+    if name == "demo":  # the test CNN's 8-channel conv cannot keep a multiple of 8 and lose channels
+        overrides["target"] = {"round_to": 1}
     pruner = pi.Pruner.from_preset(name, cnn, cnn_inputs, **overrides)
     report = pruner.run(data=cnn_batches, loss_fn=ce_loss)
     assert report.steps and pruner.objective.achieved(report.steps[-1].objective_value, pruner.objective.target)
