@@ -13,6 +13,7 @@ from .errors import (
 )
 from .latency import compare_latency, measure_latency
 from .masks import remove_masks
+from .persistence import load_pruned, save_pruned
 from .metrics import METRICS, Metric, register_metric
 from .objectives import OBJECTIVES, Objective, register_objective
 from .pruner import Pruner
@@ -29,7 +30,7 @@ REGISTRIES = {
 
 __all__ = [
     "Pruner", "Report", "PrunerConfig", "presets", "count_flops", "count_params", "remove_masks",
-    "measure_latency", "compare_latency", "REGISTRIES", "TARGETS", "METRICS", "ALLOCATORS", "SCHEDULERS", "OBJECTIVES",
+    "measure_latency", "compare_latency", "save_pruned", "load_pruned", "REGISTRIES", "TARGETS", "METRICS", "ALLOCATORS", "SCHEDULERS", "OBJECTIVES",
     "Target", "Metric", "Allocator", "Scheduler", "Objective", "register_target", "register_metric",
     "register_allocator", "register_scheduler", "register_objective", "PrunerError", "ConfigError",
     "UnknownNameError", "InputError", "MissingDataError", "ObjectiveNotReachedError", "SpeedUpError",

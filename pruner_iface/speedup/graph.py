@@ -51,7 +51,7 @@ def shrink_groups(model: nn.Module, groups: list, example_inputs: Any) -> nn.Mod
         for module, attr, keep in plan:
             _slice(module, attr, keep)
         for mid, module in modules.items():
-            _update_attributes(module, _sizes_from(saved[mid][2]))
+            update_attributes(module, sizes_of(saved[mid][2]))
             refresh_hooks(module)
         if _output_shapes(model, example_inputs) != expected:
             raise SpeedUpError("the shrunk model's outputs changed shape")
@@ -99,11 +99,11 @@ def _output_shapes(model: nn.Module, example_inputs: Any) -> list:
     return [tuple(t.shape) for t in pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
 
 
-def _sizes_from(attrs: dict) -> dict:
+def sizes_of(attrs: dict) -> dict:
     return {k: attrs[k] for k in ("in_channels", "out_channels", "groups", "num_groups", "num_channels") if k in attrs}
 
 
-def _update_attributes(module: nn.Module, old: dict) -> None:
+def update_attributes(module: nn.Module, old: dict) -> None:
     """Bring size attributes in line with the sliced tensors."""
     w = getattr(module, "weight", None)
     if isinstance(module, _CONVS):

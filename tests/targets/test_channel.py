@@ -84,3 +84,20 @@ def test_speed_up_of_hard_coded_sizes_is_rolled_back():
     with pytest.raises(pi.SpeedUpError, match="hard-codes a channel count. The model was left as it was"):
         pruner.speed_up()
     assert same_state(model, before) and model.c1.out_channels == 8 and model(x).shape == (1, 4, 6, 6)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "audio_1d", "yolo_c2f"])
+def test_save_and_load_pruned_rebuilds_from_a_fresh_model(name, tmp_path):
+    model, x, *_ = _prune(name, 0.5, "l1")
+    pi.save_pruned(model, tmp_path / "pruned.pt")
+    fresh, _ = build(name, seed=123)
+    pi.load_pruned(tmp_path / "pruned.pt", fresh)
+    with torch.no_grad():
+        assert torch.equal(fresh(*x), model(*x))
+    assert pi.count_params(fresh) == pi.count_params(model)
+
+
+def test_load_pruned_refuses_other_files(tmp_path):
+    torch.save({"weights": torch.ones(2)}, tmp_path / "other.pt")
+    with pytest.raises(pi.InputError, match="not a pruner_iface pruned-model file"):
+        pi.load_pruned(tmp_path / "other.pt", nn.Linear(2, 2))
