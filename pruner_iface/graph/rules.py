@@ -57,8 +57,11 @@ def pointwise(node, ctx):
 @rule("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "maximum", "minimum", "rsub", "where",
       "addcmul", "lerp")
 def elementwise(node, ctx):
+    """Operands meet channel by channel: their labels join. An operand that spans a channel dim
+    without labels (an unprunable tensor of full width) pins the channels it meets."""
     rank = out_rank(node)
-    operands = [ctx.labels(a) for a in node.args if isinstance(a, fx.Node)]
+    args = [a for a in node.args if isinstance(a, fx.Node)]
+    operands = [ctx.labels(a) for a in args]
     operands = [x.reshape((1,) * (rank - x.dim()) + tuple(x.shape)) for x in operands]
     shape = [max(x.shape[d] for x in operands) for d in range(rank)]
     operands = [x.expand(shape) for x in operands]
@@ -66,6 +69,11 @@ def elementwise(node, ctx):
     for other in operands[1:]:
         ctx.state.uf.union_tensors(out, other)
         out = torch.where(out >= 0, out, other)
+    for arg, labels in zip(args, operands):
+        real = (1,) * (rank - len(ctx.shape(arg))) + tuple(ctx.shape(arg))
+        spans = all(real[d] > 1 for d in range(rank) if shape[d] > 1)
+        if spans and bool(((labels < 0) & (out >= 0)).any()):
+            ctx.state.block(out[(labels < 0) & (out >= 0)])
     return compress(out)
 
 
@@ -253,11 +261,9 @@ def convolution(node, ctx):
             out = uf.fresh(c_out, module)
             _record(ctx, weight, 1, in_labels)
         elif groups == c_in:  # depthwise (with channel multiplier m): output o reads input o // m
+            # an output can only go with its input channel (groups must stay equal), so outputs of
+            # unprunable inputs (e.g. the model's own input) carry no label
             out = in_labels.repeat_interleave(c_out // c_in)
-            new = out < 0
-            if new.any():
-                out = out.clone()
-                out[new] = uf.fresh(int(new.sum()), module)
         else:  # grouped: index j of every group goes together, keeping groups equal
             per_in, per_out = c_in // groups, c_out // groups
             grouped_in = in_labels.reshape(groups, per_in)
