@@ -42,9 +42,10 @@ class UnionFind:
         both = (a >= 0) & (b >= 0) & (a != b)
         if not both.any():
             return
-        pairs = torch.unique(torch.stack([a[both], b[both]], 1), dim=0)
-        for x, y in pairs.tolist():
-            self.union(x, y)
+        n = len(self.parent)
+        keys = torch.unique(a[both] * n + b[both])  # one int per pair: a 1-D unique is fast
+        for key in keys.tolist():
+            self.union(key // n, key % n)
 
     def union_all(self, labels: torch.Tensor) -> None:
         values = torch.unique(labels[labels >= 0]).tolist()
@@ -54,9 +55,19 @@ class UnionFind:
     def roots(self) -> torch.Tensor:
         return torch.tensor([self.find(i) for i in range(len(self.parent))], dtype=torch.long)
 
+    def canonical(self, labels: torch.Tensor) -> torch.Tensor:
+        """Each label replaced by its class root, so that joined labels compare equal."""
+        if labels.numel() == 0 or not bool((labels >= 0).any()):
+            return labels
+        values, inverse = torch.unique(labels, return_inverse=True)
+        roots = torch.tensor([self.find(v) if v >= 0 else v for v in values.tolist()], dtype=torch.long)
+        return roots[inverse]
 
-def compress(labels: torch.Tensor) -> torch.Tensor:
-    """Shrink to size 1 every dim along which the labels are constant."""
+
+def compress(labels: torch.Tensor, uf: "UnionFind | None" = None) -> torch.Tensor:
+    """Shrink to size 1 every dim along which the labels (as class roots, given `uf`) are constant."""
+    if uf is not None:
+        labels = uf.canonical(labels)
     for d in range(labels.dim()):
         if labels.shape[d] > 1 and bool((labels == labels.narrow(d, 0, 1)).all()):
             labels = labels.narrow(d, 0, 1)
@@ -102,4 +113,4 @@ class LabelState:
             if mixed.any():
                 self.block(labels[:, mixed])
             first = torch.where(first >= 0, first, labels.max(0).values)
-        return first
+        return self.uf.canonical(first)

@@ -74,7 +74,7 @@ def elementwise(node, ctx):
         spans = all(real[d] > 1 for d in range(rank) if shape[d] > 1)
         if spans and bool(((labels < 0) & (out >= 0)).any()):
             ctx.state.block(out[(labels < 0) & (out >= 0)])
-    return compress(out)
+    return compress(out, ctx.state.uf)
 
 
 # ----------------------------------------------------------------------------- data movement: run the op on labels
@@ -109,7 +109,7 @@ def movement(node, ctx):
     kwargs = {k: materialize(v) for k, v in node.kwargs.items()}
     out = node.target(*args, **kwargs)
     outs = [out] if isinstance(out, torch.Tensor) else list(out)
-    outs = [compress(o.round().long()) for o in outs]
+    outs = [compress(o.round().long(), ctx.state.uf) for o in outs]
     if name in ("view", "reshape", "_unsafe_view", "unflatten") and isinstance(source, fx.Node):
         _couple_split_dims(ctx, ctx.labels(source), outs[0])
     del in_labels

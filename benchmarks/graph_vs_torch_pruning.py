@@ -1,0 +1,175 @@
+"""Dependency graph against Torch-Pruning 1.6.1, same process: graph build + group enumeration
+time, zoo models pruned correctly at 50% channels, and measured latency after speed-up.
+
+Needs torch-pruning==1.6.1 (`pip install -c constraints.txt torch-pruning==1.6.1`); without it,
+only pruner_iface's figures are printed. Correct means: the pruned model runs, its outputs keep
+their shape, and it equals the dense model with exactly the removed output channels zeroed
+(producer rows and biases, norm scales and shifts) within 1e-3 of the output scale (0.1 where a
+LayerNorm normalises over pruned channels, which changes its statistics for any library).
+"""
+from __future__ import annotations
+
+import copy
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import pruner_iface as pi
+from pruner_iface.graph import build_dependency_graph
+
+from .common import machine_header
+from .models import ViT, mobilenet_v2, resnet50
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from zoo import ZOO, build  # noqa: E402
+
+try:
+    import torch_pruning as tp
+except ImportError:  # optional benchmark dependency
+    tp = None
+
+APPROXIMATE = {"convnext"}  # LayerNorm over the pruned residual channels
+
+
+def best_of(fn, repeats=3):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def graph_times():
+    print("\n## graph build + group enumeration (best of 3)")
+    for name, factory, shape in (("ResNet-50", resnet50, (1, 3, 224, 224)), ("ViT-B/16", ViT, (1, 3, 224, 224))):
+        model = factory().eval()
+        x = (torch.randn(*shape),)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ours = best_of(lambda: build_dependency_graph(model, x, warn=False))
+        line = f"{name:10s} pruner_iface {ours:.3f} s"
+        if tp is not None:
+            head = model.head if hasattr(model, "head") else model[-1]
+
+            def theirs():
+                graph = tp.DependencyGraph().build_dependency(model, example_inputs=x)
+                list(graph.get_all_groups(ignored_layers=[head], root_module_types=[nn.Conv2d, nn.Linear]))
+
+            t = best_of(theirs)
+            line += f" | Torch-Pruning {t:.3f} s | ratio {ours / t:.2f}"
+        print(line)
+
+
+def zeroed_reference(dense: nn.Module, removed: list[tuple[nn.Module, list[int]]]) -> nn.Module:
+    """The dense model with the given output channels of producers and norms set to zero."""
+    reference = copy.deepcopy(dense)
+    names = {id(m): n for n, m in dense.named_modules()}
+    with torch.no_grad():
+        for module, idxs in removed:
+            target = reference.get_submodule(names[id(module)])
+            dim = 1 if isinstance(target, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)) else 0
+            for attr in ("weight", "bias"):
+                t = getattr(target, attr, None)
+                if isinstance(t, torch.Tensor):
+                    t.index_fill_(dim, torch.tensor(idxs, dtype=torch.long), 0.0)
+    return reference
+
+
+def close(a, b, name):
+    tol = 0.1 if name in APPROXIMATE else 1e-3
+    return a.shape == b.shape and (a - b).abs().max().item() <= tol * max(1.0, b.abs().max().item())
+
+
+def ours_correct(name):
+    model, x = build(name)
+    dense_shape = model(*x).shape
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pruner = pi.Pruner(model, x, target="channel", metric="l1", objective={"name": "sparsity", "target": 0.5})
+        pruner.run()
+        masked = model(*x)
+        pruner.speed_up()
+    out = model(*x)
+    return out.shape == dense_shape and close(out, masked, name)
+
+
+def theirs_correct(name):
+    model, x = build(name)
+    dense = copy.deepcopy(model)
+    dense_shape = model(*x).shape
+    outputs = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d))][-1:]
+    pruner = tp.pruner.MagnitudePruner(model, x, importance=tp.importance.MagnitudeImportance(p=1), pruning_ratio=0.5,
+                                       ignored_layers=outputs)
+    removed = []
+    for group in pruner.step(interactive=True):
+        for dep, idxs in group:
+            module = dep.target.module
+            if dep.handler.__name__ == "prune_out_channels" and isinstance(module, nn.Module) and \
+                    any(isinstance(getattr(module, a, None), nn.Parameter) for a in ("weight", "bias")):
+                removed.append((module, list(idxs)))
+        group.prune()
+    reference = zeroed_reference(dense, removed)
+    with torch.no_grad():
+        out, ref = model(*x), reference(*x)
+    return out.shape == dense_shape and close(out, ref, name)
+
+
+def zoo_correctness():
+    print("\n## zoo models pruned correctly at 50% channels")
+    rows = []
+    for name in ZOO:
+        row = [name]
+        for fn in (ours_correct, theirs_correct if tp is not None else None):
+            if fn is None:
+                row.append("-")
+                continue
+            try:
+                row.append("correct" if fn(name) else "WRONG OUTPUT")
+            except Exception as exc:
+                row.append(f"{type(exc).__name__}")
+        rows.append(row)
+        print(f"{row[0]:16s} pruner_iface: {row[1]:14s} Torch-Pruning: {row[2]}")
+    for i, lib in ((1, "pruner_iface"), (2, "Torch-Pruning")):
+        if tp is not None or i == 1:
+            print(f"{lib}: {sum(r[i] == 'correct' for r in rows)}/{len(rows)} correct")
+
+
+def latency(threads=2, batch=8, rounds=4, runs=6):
+    print(f"\n## latency after speed_up to 0.5 FLOPs (batch {batch}, {threads} threads, {rounds} interleaved rounds "
+          f"of {runs} runs, median)")
+    for name, factory in (("ResNet-50", resnet50), ("MobileNetV2", mobilenet_v2)):
+        torch.manual_seed(0)
+        model = factory().eval()
+        dense = copy.deepcopy(model)
+        x = (torch.randn(batch, 3, 224, 224),)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pruner = pi.Pruner(model, (x[0][:1],), target={"name": "channel", "round_to": 8}, metric="l1",
+                               objective={"name": "flops", "target": 0.5})
+            pruner.run()
+            pruner.speed_up()
+        flops = pi.count_flops(model, x) / pi.count_flops(dense, x)
+        lat = pi.compare_latency({"dense": dense, "pruned": model}, x, rounds=rounds, runs=runs, warmup=2, threads=threads)
+        ratio = lat["pruned"].median_ms / lat["dense"].median_ms
+        print(f"{name:12s} FLOPs ratio {flops:.3f} | latency {lat['dense'].median_ms:.1f} -> {lat['pruned'].median_ms:.1f} ms "
+              f"(p10-p90 {lat['pruned'].p10_ms:.1f}-{lat['pruned'].p90_ms:.1f}) | latency ratio {ratio:.3f} | "
+              f"latency/FLOPs {ratio / flops:.2f} (goal within 15%)")
+
+
+def main(argv=None):
+    print(machine_header("dependency graph vs Torch-Pruning"))
+    print(f"Torch-Pruning: {'1.6.1 installed' if tp is not None else 'not installed (pip install torch-pruning==1.6.1)'}")
+    torch.set_num_threads(2)
+    graph_times()
+    zoo_correctness()
+    latency()
+
+
+if __name__ == "__main__":
+    main()
