@@ -66,17 +66,17 @@ def graph_times():
         print(line)
 
 
-def zeroed_reference(dense: nn.Module, removed: list[tuple[nn.Module, list[int]]]) -> nn.Module:
+def zeroed_reference(dense: nn.Module, removed: list[tuple[str, list[int]]]) -> nn.Module:
     """The dense model with the given output channels of producers and norms set to zero."""
     reference = copy.deepcopy(dense)
-    names = {id(m): n for n, m in dense.named_modules()}
     with torch.no_grad():
-        for module, idxs in removed:
-            target = reference.get_submodule(names[id(module)])
-            dim = 1 if isinstance(target, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)) else 0
+        for name, idxs in removed:
+            target = reference.get_submodule(name)
+            transposed = isinstance(target, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d))
             for attr in ("weight", "bias"):
                 t = getattr(target, attr, None)
                 if isinstance(t, torch.Tensor):
+                    dim = 1 if transposed and attr == "weight" else 0
                     t.index_fill_(dim, torch.tensor(idxs, dtype=torch.long), 0.0)
     return reference
 
@@ -103,6 +103,7 @@ def theirs_correct(name):
     model, x = build(name)
     dense = copy.deepcopy(model)
     dense_shape = model(*x).shape
+    names = {id(m): n for n, m in model.named_modules()}
     outputs = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d))][-1:]
     pruner = tp.pruner.MagnitudePruner(model, x, importance=tp.importance.MagnitudeImportance(p=1), pruning_ratio=0.5,
                                        ignored_layers=outputs)
@@ -112,7 +113,7 @@ def theirs_correct(name):
             module = dep.target.module
             if dep.handler.__name__ == "prune_out_channels" and isinstance(module, nn.Module) and \
                     any(isinstance(getattr(module, a, None), nn.Parameter) for a in ("weight", "bias")):
-                removed.append((module, list(idxs)))
+                removed.append((names[id(module)], list(idxs)))
         group.prune()
     reference = zeroed_reference(dense, removed)
     with torch.no_grad():
