@@ -46,18 +46,20 @@ def load_pruned(path: str | os.PathLike, model: nn.Module) -> nn.Module:
     if missing:
         raise InputError(f"the model has no tensor(s) {missing[:5]}: is it the architecture that was pruned?")
     touched: dict[int, tuple[nn.Module, dict]] = {}
+    replaced: dict[int, torch.Tensor] = {}  # tied tensors stay tied
     for key, value in state.items():
         path_, _, attr = key.rpartition(".")
         module = model.get_submodule(path_)
         current = getattr(module, attr)
-        if tuple(current.shape) == tuple(value.shape):
+        if id(current) not in replaced and tuple(current.shape) == tuple(value.shape):
             continue
         touched.setdefault(id(module), (module, sizes_of(vars(module))))
-        empty = torch.empty(value.shape, dtype=current.dtype, device=current.device)
-        if isinstance(current, nn.Parameter):
-            module._parameters[attr] = nn.Parameter(empty, requires_grad=current.requires_grad)
-        else:
-            module._buffers[attr] = empty
+        if id(current) not in replaced:
+            empty = torch.empty(value.shape, dtype=current.dtype, device=current.device)
+            replaced[id(current)] = nn.Parameter(empty, requires_grad=current.requires_grad) \
+                if isinstance(current, nn.Parameter) else empty
+        store = module._parameters if isinstance(current, nn.Parameter) else module._buffers
+        store[attr] = replaced[id(current)]
     for module, old in touched.values():
         update_attributes(module, old)
     model.load_state_dict(state, strict=True)

@@ -33,7 +33,7 @@ class Propagation:
         return op_name(node)
 
     def module(self, node: fx.Node) -> str:
-        return module_path(node)
+        return module_path(node) or "<top level>"
 
     def labels(self, arg: Any) -> Any:
         if not isinstance(arg, fx.Node):
@@ -41,7 +41,7 @@ class Propagation:
         if arg.name not in self.values:
             name = self.traced.tensors.get(arg.name)
             shape = self.shape(arg)
-            if name is None:
+            if name is None or name in self.traced.constants:  # constants cannot be sliced: no labels
                 self.values[arg.name] = free(len(shape))
             else:  # a parameter or buffer used as data (layer scale, tokens): a label per element
                 labels = self.state.uf.fresh(max(1, int(torch.Size(shape).numel()))).reshape(shape)
@@ -124,9 +124,8 @@ def build_dependency_graph(model: nn.Module, example_inputs: Any, warn: bool = T
         if origin is not None:
             producers.setdefault(int(roots[label]), set()).add(origin)
     members: dict[int, list[Member]] = {}
-    bad: set[int] = set()
     for s in state.slices:
-        for dim, index_roots in _slice_dims(s, roots, bad):
+        for dim, index_roots in _slice_dims(s, roots):
             order = torch.argsort(index_roots, stable=True)
             uniq, counts = torch.unique_consecutive(index_roots[order], return_counts=True)
             for root, idx in zip(uniq.tolist(), torch.split(order, counts.tolist())):
@@ -135,7 +134,7 @@ def build_dependency_graph(model: nn.Module, example_inputs: Any, warn: bool = T
     groups = [
         ChannelGroup(members[r], tuple(sorted(producers[r])), r in approximate)
         for r in sorted(members)
-        if r in producers and r not in blocked and r not in bad
+        if r in producers and r not in blocked
     ]
     if warn:
         for message in state.warnings:
@@ -152,14 +151,21 @@ def _join_repeated_uses(state: LabelState) -> None:
             continue
         key = (s.tensor, s.dim)
         if key in seen and seen[key].shape == s.labels.shape:
-            state.uf.union_tensors(seen[key], s.labels)
-            seen[key] = torch.where(seen[key] >= 0, seen[key], s.labels)
+            first, other = seen[key], s.labels
+            state.uf.union_tensors(first, other)
+            pinned = (first < 0) != (other < 0)  # an index one use cannot remove
+            if pinned.any():
+                state.block(torch.where(first >= 0, first, other)[pinned])
+            seen[key] = torch.where(first >= 0, first, other)
         else:
             seen[key] = s.labels
 
 
-def _slice_dims(s: Slice, roots: torch.Tensor, bad: set[int]):
-    """(dim, root per index along dim) for the dims of a slice that carry channels."""
+def _slice_dims(s: Slice, roots: torch.Tensor):
+    """(dim, root per index along dim) for the dims of a slice that carry channels. A dim whose
+    indices do not each map to one group (the token dim of a position embedding) is not a
+    channel dim; if a group's elements are reachable through no dim at all, speed-up's check on
+    the example inputs catches it."""
     labels = s.labels
     resolved = torch.where(labels >= 0, roots[labels.clamp_min(0)], torch.full_like(labels, -1))
     if s.dim is not None:
@@ -171,8 +177,3 @@ def _slice_dims(s: Slice, roots: torch.Tensor, bad: set[int]):
         rows = resolved.movedim(dim, 0).reshape(resolved.shape[dim], -1)
         if bool((rows == rows[:, :1]).all()):
             yield dim, rows[:, 0]
-        else:  # an element-labelled tensor whose channels vary along other dims too
-            other = rows[rows >= 0]
-            counts = torch.unique(other, return_counts=True)[1] if other.numel() else torch.tensor([])
-            if rows.shape[1] > 1 and counts.numel() and bool((counts > 1).any()):
-                bad.update(torch.unique(other).tolist())

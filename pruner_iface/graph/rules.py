@@ -44,7 +44,7 @@ POINTWISE = (
     "elu", "elu_", "selu", "celu", "softplus", "mish", "mish_", "dropout", "dropout_", "feature_dropout",
     "alpha_dropout", "clone", "contiguous", "alias", "detach", "lift_fresh_copy", "to", "_to_copy", "type_as",
     "abs", "neg", "exp", "log", "sqrt", "rsqrt", "reciprocal", "pow", "clamp", "clamp_min", "clamp_max", "erf",
-    "sin", "cos", "square", "logsigmoid", "glu_identity_placeholder",
+    "sin", "cos", "square", "logsigmoid", "detach_",
 )
 
 
@@ -57,24 +57,9 @@ def pointwise(node, ctx):
 @rule("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "maximum", "minimum", "rsub", "where",
       "addcmul", "lerp")
 def elementwise(node, ctx):
-    """Operands meet channel by channel: their labels join. An operand that spans a channel dim
-    without labels (an unprunable tensor of full width) pins the channels it meets."""
-    rank = out_rank(node)
-    args = [a for a in node.args if isinstance(a, fx.Node)]
-    operands = [ctx.labels(a) for a in args]
-    operands = [x.reshape((1,) * (rank - x.dim()) + tuple(x.shape)) for x in operands]
-    shape = [max(x.shape[d] for x in operands) for d in range(rank)]
-    operands = [x.expand(shape) for x in operands]
-    out = operands[0].clone()
-    for other in operands[1:]:
-        ctx.state.uf.union_tensors(out, other)
-        out = torch.where(out >= 0, out, other)
-    for arg, labels in zip(args, operands):
-        real = (1,) * (rank - len(ctx.shape(arg))) + tuple(ctx.shape(arg))
-        spans = all(real[d] > 1 for d in range(rank) if shape[d] > 1)
-        if spans and bool(((labels < 0) & (out >= 0)).any()):
-            ctx.state.block(out[(labels < 0) & (out >= 0)])
-    return compress(out, ctx.state.uf)
+    """Operands meet channel by channel: their labels join."""
+    what = f"{node.target} in module {ctx.module(node)!r}"
+    return compress(join_positionally(ctx, node.args, out_rank(node), what), ctx.state.uf)
 
 
 # ----------------------------------------------------------------------------- data movement: run the op on labels
@@ -82,11 +67,13 @@ MOVEMENT = (
     "view", "reshape", "_unsafe_view", "flatten", "unflatten", "permute", "transpose", "t", "squeeze",
     "unsqueeze", "expand", "cat", "concat", "stack", "split", "split_with_sizes", "chunk", "unbind", "slice",
     "select", "narrow", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "repeat", "flip", "roll",
-    "movedim", "swapaxes", "index_select", "tensor_split",
+    "movedim", "swapaxes", "index_select", "tensor_split", "expand_as", "view_as", "reshape_as",
+    "native_channel_shuffle",
 )
 
 
 SPLITS = ("split", "split_with_sizes", "chunk", "unbind", "tensor_split")
+EQUAL_SPLITS = ("chunk", "unbind")  # piece sizes recomputed from the new width after pruning
 SLICES = ("slice", "select", "narrow", "index_select")
 
 
@@ -96,7 +83,21 @@ def movement(node, ctx):
     source = node.args[0]
     if name in SPLITS or name in SLICES:
         _couple_pieces(node, ctx, name)
-    in_labels = [ctx.labels(a) for a in node.all_input_nodes]
+    elif name in ("cat", "concat", "stack"):
+        _couple_joined(node, ctx, name)
+    elif name in ("channel_shuffle", "native_channel_shuffle"):
+        labels = ctx.labels(source)
+        if labels.dim() > 1 and labels.shape[1] > 1:
+            rows = labels.expand(ctx.shape(source)).movedim(1, 0).reshape(node.args[1], -1)
+            for row in rows[1:]:
+                ctx.state.uf.union_tensors(rows[0], row)
+    elif name == "roll":
+        labels = ctx.labels(source)
+        dims = node.args[2] if len(node.args) > 2 else None
+        dims = [dims] if isinstance(dims, int) else (dims or list(range(labels.dim())))
+        if any(labels.shape[d % labels.dim()] > 1 for d in dims):
+            ctx.state.block(labels, f"roll along channels (module {ctx.module(node)!r}) would move channels "
+                                    f"differently once some are removed; they are not pruned")
 
     def materialize(arg):
         if isinstance(arg, fx.Node):
@@ -112,7 +113,6 @@ def movement(node, ctx):
     outs = [compress(o.round().long(), ctx.state.uf) for o in outs]
     if name in ("view", "reshape", "_unsafe_view", "unflatten") and isinstance(source, fx.Node):
         _couple_split_dims(ctx, ctx.labels(source), outs[0])
-    del in_labels
     return outs[0] if isinstance(out, torch.Tensor) else outs
 
 
@@ -132,10 +132,51 @@ def _couple_split_dims(ctx, before: torch.Tensor, after: torch.Tensor) -> None:
         ctx.state.uf.union_tensors(rows[0], row)
 
 
+def join_positionally(ctx, args, rank: int, what: str, skip_dim: int | None = None) -> torch.Tensor:
+    """Tensors combined position by position keep matching positions: their labels join; one that
+    spans a channel dim without labels pins the channels it meets."""
+    tensors = [a for a in args if isinstance(a, fx.Node)]
+    labels = [ctx.labels(a) for a in tensors]
+    labels = [x.reshape((1,) * (rank - x.dim()) + tuple(x.shape)) for x in labels]
+    if skip_dim is not None:  # positions along the joined dim do not meet
+        labels = [x.narrow(skip_dim, 0, 1) if x.shape[skip_dim] > 1 else x for x in labels]
+    shape = [max(x.shape[d] for x in labels) for d in range(rank)]
+    if skip_dim is not None:
+        shape[skip_dim] = 1
+    labels = [x.expand(shape) for x in labels]
+    joined = labels[0].clone()
+    for other in labels[1:]:
+        ctx.state.uf.union_tensors(joined, other)
+        joined = torch.where(joined >= 0, joined, other)
+    for arg, x in zip(tensors, labels):
+        real = (1,) * (rank - len(ctx.shape(arg))) + tuple(ctx.shape(arg))
+        spans = all(real[d] > 1 for d in range(rank) if shape[d] > 1 and d != skip_dim)
+        if spans and bool(((x < 0) & (joined >= 0)).any()):
+            ctx.state.block(joined[(x < 0) & (joined >= 0)],
+                            f"{what} meets a tensor without prunable channels (e.g. the model input) "
+                            f"position by position; those channels are not pruned")
+    return joined
+
+
+def _couple_joined(node, ctx, name) -> None:
+    """cat along a non-channel dim, and stack, keep the other positions aligned."""
+    tensors = node.args[0]
+    rank = out_rank(node)
+    what = f"{node.target} in module {ctx.module(node)!r}"
+    if name == "stack":
+        join_positionally(ctx, tensors, rank - 1, what)
+        return
+    dim = (node.args[1] if len(node.args) > 1 else 0) % rank
+    labels = [ctx.labels(t) for t in tensors if isinstance(t, fx.Node)]
+    if any(x.dim() == rank and x.shape[dim] > 1 for x in labels):
+        return  # concatenating channels: pieces keep their own channels
+    join_positionally(ctx, tensors, rank, what, skip_dim=dim)
+
+
 def _couple_pieces(node, ctx, name) -> None:
-    """Pieces of a split along channels: equal pieces (chunk, split into equal sizes) keep equal
-    after pruning only if they lose the same positions; unequal pieces and partial slices use
-    sizes that pruning would invalidate, so their channels are blocked."""
+    """Pieces of a split along channels: equal pieces (chunk, unbind) stay equal after pruning only
+    if they lose the same positions; fixed sizes, partial slices and selections would be wrong
+    after pruning, so their channels are blocked."""
     x = node.args[0]
     labels = ctx.labels(x)
     rank = labels.dim()
@@ -147,15 +188,17 @@ def _couple_pieces(node, ctx, name) -> None:
         return
     size = ctx.shape(x)[dim]
     full = labels.expand(ctx.shape(x)).movedim(dim, 0)
-    if name in SLICES:
-        if name == "slice":
-            start = node.args[2] if len(node.args) > 2 else 0
-            end = node.args[3] if len(node.args) > 3 else size
-            step = node.args[4] if len(node.args) > 4 else 1
-            if (start or 0) <= 0 and (end is None or end >= size) and step == 1:
-                return
-        ctx.state.block(full, f"{node.target} takes part of the channels of module {ctx.module(node)!r}'s "
-                              f"input; they are not pruned")
+    if name == "slice":
+        start = node.args[2] if len(node.args) > 2 else 0
+        end = node.args[3] if len(node.args) > 3 else size
+        step = node.args[4] if len(node.args) > 4 else 1
+        start = 0 if start is None else (start + size if start < 0 else start)
+        end = size if end is None else (end + size if end < 0 else end)
+        if start == 0 and end >= size and step == 1:
+            return
+    if name in SLICES or name not in EQUAL_SPLITS:
+        ctx.state.block(full, f"{node.target} takes a fixed part of the channels of its input (module "
+                              f"{ctx.module(node)!r}); they are not pruned")
         return
     val = node.meta.get("val")
     sizes = [v.shape[dim] for v in val] if isinstance(val, (list, tuple)) else [size]
@@ -186,7 +229,12 @@ SPATIAL = (
 @rule(*SPATIAL)
 def spatial(node, ctx):
     labels = ctx.labels(node.args[0])
-    if labels.dim() > 2 and any(s > 1 for s in labels.shape[2:]):
+    val = node.meta.get("val")
+    out_shape = tuple((val[0] if isinstance(val, (list, tuple)) else val).shape)
+    in_shape = ctx.shape(node.args[0])
+    resized = [d for d in range(min(len(in_shape), len(out_shape), labels.dim()))
+               if labels.shape[d] > 1 and in_shape[d] != out_shape[d]]
+    if resized or (labels.dim() > 2 and any(s > 1 for s in labels.shape[2:])):
         ctx.state.block(labels, f"{node.target} over dims that carry channels (module {ctx.module(node)!r})")
         labels = free(out_rank(node))
     val = node.meta.get("val")
@@ -330,6 +378,10 @@ def group_norm(node, ctx):
     groups = node.args[1] if name == "group_norm" else node.args[6]
     tensors = node.args[2:4] if name == "group_norm" else node.args[1:3]
     labels, out = _per_channel(node, ctx, tensors)
+    if not any(isinstance(t, fx.Node) for t in tensors):
+        ctx.state.block(labels, f"group_norm without affine parameters (module {ctx.module(node)!r}): its group "
+                                f"count could not be updated; its channels are not pruned")
+        return [out, free(1), free(1)] if isinstance(node.meta.get("val"), (list, tuple)) else out
     grouped = labels.reshape(groups, -1)
     for g in range(groups):
         ctx.state.uf.union_all(grouped[g])

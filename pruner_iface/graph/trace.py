@@ -7,7 +7,7 @@ cannot export raise a TraceError naming the failure (see docs/design/graph.md).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
@@ -29,6 +29,7 @@ class TracedModel:
     tensors: dict[str, str]       # placeholder name -> qualified parameter / buffer / constant name
     parameters: set[str]          # qualified names that are parameters
     user_inputs: list[str]        # placeholder names of the model's own inputs
+    constants: set[str] = field(default_factory=set)  # plain tensor attributes (cannot be sliced)
     tracer: str = "torch.export"
 
 
@@ -59,7 +60,8 @@ def trace(model: nn.Module, example_inputs: Any) -> TracedModel:
         ) from exc
     sig = exported.graph_signature
     tensors = {**sig.inputs_to_parameters, **sig.inputs_to_buffers}
-    tensors.update(getattr(sig, "inputs_to_lifted_tensor_constants", {}) or {})
+    constants = dict(getattr(sig, "inputs_to_lifted_tensor_constants", {}) or {})
+    tensors.update(constants)
     graph = nx.DiGraph()
     fx_graph = exported.graph
     for node in fx_graph.nodes:
@@ -68,4 +70,5 @@ def trace(model: nn.Module, example_inputs: Any) -> TracedModel:
                        module=module_path(node), shape=tuple(val.shape) if isinstance(val, torch.Tensor) else None)
         for src in node.all_input_nodes:
             graph.add_edge(src.name, node.name)
-    return TracedModel(fx_graph, graph, tensors, set(sig.inputs_to_parameters.values()), list(sig.user_inputs))
+    return TracedModel(fx_graph, graph, tensors, set(sig.inputs_to_parameters.values()), list(sig.user_inputs),
+                       constants=set(constants.values()))
