@@ -9,7 +9,7 @@ slice makes the masked model compute what the shrunk model will.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -148,11 +148,13 @@ class GroupLayer(TargetLayer):
 class Channel(Target):
     """Coupled channels of any traceable model (units: coupled channel groups).
 
-    A group is pruned only if every module producing its channels is selected (module types,
-    include/exclude). Outputs of the model never change shape; `round_to` keeps each layer's
+    A group is pruned only if every module producing its channels is selected (module types —
+    Linear, ConvNd and ConvTransposeNd by default, Embedding on request — and include/exclude). Outputs of the model never change shape; `round_to` keeps each layer's
     channel count a multiple of k; no layer loses all its channels.
     """
 
+    module_types: Sequence[Any] = ("Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
+                                   "ConvTranspose3d")
     round_to: int = 1
 
     supported_types = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,

@@ -96,3 +96,13 @@ def test_load_pruned_refuses_other_files(tmp_path):
     torch.save({"weights": torch.ones(2)}, tmp_path / "other.pt")
     with pytest.raises(pi.InputError, match="not a pruner_iface pruned-model file"):
         pi.load_pruned(tmp_path / "other.pt", nn.Linear(2, 2))
+
+
+def test_transposed_convolutions_are_producers_by_default():
+    model, x = build("unet")
+    pruner = pi.Pruner(model, x, target="channel", metric="l1", objective={"name": "flops", "target": 0.6})
+    assert any("up" in layer.name.split("+") for layer in pruner.layers)
+    pruner.run()
+    masked = model(*x)
+    pruner.speed_up()
+    assert torch.allclose(model(*x), masked, atol=1e-4) and model.up.out_channels < 16
