@@ -261,6 +261,7 @@ class Pruner:
             rows.append(LayerRow(layer.name, list(layer.shape), kept, total, 1 - kept / total,
                                  layer.num_units - int(pruned.sum()), layer.num_units))
         self.report.layers = rows
+        self.report.extra.update(self.target.report_notes(self.layers))
         self.report.params = count_params(self.model)
         self.report.flops = self._flops()
         if self.report.steps:

@@ -227,6 +227,10 @@ class Target(ABC):
         base = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "overrides"}
         return construct(type(self), {**base, **opts}, f"target.overrides[{name}]")
 
+    def report_notes(self, layers: list[TargetLayer]) -> dict:
+        """Facts about this target's analysis for the report (e.g. the dependency graph's warnings)."""
+        return {}
+
     def speed_up(self, model: nn.Module, layers: list[TargetLayer]) -> nn.Module:
         """Physically shrink what the layers pruned; targets whose masks shrink nothing refuse."""
         from ..errors import SpeedUpError

@@ -185,6 +185,12 @@ class Channel(Target):
         self._example_inputs = example_inputs
         return layers
 
+    def report_notes(self, layers):
+        approximate = sum(int(p) for layer in layers for g, p in zip(layer.groups, layer.current_pruned())
+                          if g.approximate)
+        return {"tracer": self.graph.traced.tracer, "graph_warnings": list(self.graph.warnings),
+                "pruned_groups_normalised_with_kept_channels": approximate}
+
     def speed_up(self, model, layers):
         from ..speedup.graph import shrink_groups
 

@@ -106,3 +106,11 @@ def test_transposed_convolutions_are_producers_by_default():
     masked = model(*x)
     pruner.speed_up()
     assert torch.allclose(model(*x), masked, atol=1e-4) and model.up.out_channels < 16
+
+
+def test_report_notes_name_the_tracer_warnings_and_approximate_groups():
+    model, x = build("convnext")
+    report = pi.Pruner(model, x, target="channel", metric="l1", objective={"name": "flops", "target": 0.5}).run()
+    assert report.extra["tracer"] == "torch.export" and report.extra["graph_warnings"] == []
+    assert report.extra["pruned_groups_normalised_with_kept_channels"] > 0
+    assert "graph_warnings" in report.to_markdown()
