@@ -142,25 +142,27 @@ def zoo_correctness():
 
 
 def latency(threads=2, batch=8, rounds=4, runs=6):
-    print(f"\n## latency after speed_up to 0.5 FLOPs (batch {batch}, {threads} threads, {rounds} interleaved rounds "
-          f"of {runs} runs, median)")
+    print(f"\n## latency after speed_up to 0.5 FLOPs: channel (multiples of 8), l1 (batch {batch}, {threads} threads, "
+          f"{rounds} interleaved rounds of {runs} runs, median)")
     for name, factory in (("ResNet-50", resnet50), ("MobileNetV2", mobilenet_v2)):
-        torch.manual_seed(0)
-        model = factory().eval()
-        dense = copy.deepcopy(model)
-        x = (torch.randn(batch, 3, 224, 224),)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pruner = pi.Pruner(model, (x[0][:1],), target={"name": "channel", "round_to": 8}, metric="l1",
-                               objective={"name": "flops", "target": 0.5})
-            pruner.run()
-            pruner.speed_up()
-        flops = pi.count_flops(model, x) / pi.count_flops(dense, x)
-        lat = pi.compare_latency({"dense": dense, "pruned": model}, x, rounds=rounds, runs=runs, warmup=2, threads=threads)
-        ratio = lat["pruned"].median_ms / lat["dense"].median_ms
-        print(f"{name:12s} FLOPs ratio {flops:.3f} | latency {lat['dense'].median_ms:.1f} -> {lat['pruned'].median_ms:.1f} ms "
-              f"(p10-p90 {lat['pruned'].p10_ms:.1f}-{lat['pruned'].p90_ms:.1f}) | latency ratio {ratio:.3f} | "
-              f"latency/FLOPs {ratio / flops:.2f} (goal within 15%)")
+        for allocator in ("uniform", "global"):
+            torch.manual_seed(0)
+            model = factory().eval()
+            dense = copy.deepcopy(model)
+            x = (torch.randn(batch, 3, 224, 224),)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pruner = pi.Pruner(model, (x[0][:1],), target={"name": "channel", "round_to": 8}, metric="l1",
+                                   allocator=allocator, objective={"name": "flops", "target": 0.5})
+                pruner.run()
+                pruner.speed_up()
+            flops = pi.count_flops(model, x) / pi.count_flops(dense, x)
+            lat = pi.compare_latency({"dense": dense, "pruned": model}, x, rounds=rounds, runs=runs, warmup=2,
+                                     threads=threads)
+            ratio = lat["pruned"].median_ms / lat["dense"].median_ms
+            print(f"{name:12s} {allocator:8s} FLOPs ratio {flops:.3f} | latency {lat['dense'].median_ms:.1f} -> "
+                  f"{lat['pruned'].median_ms:.1f} ms (p10-p90 {lat['pruned'].p10_ms:.1f}-{lat['pruned'].p90_ms:.1f}) | "
+                  f"latency ratio {ratio:.3f} | latency/FLOPs {ratio / flops:.2f} (goal within 15%)")
 
 
 def main(argv=None):
