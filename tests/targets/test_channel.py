@@ -114,3 +114,29 @@ def test_report_notes_name_the_tracer_warnings_and_approximate_groups():
     assert report.extra["tracer"] == "torch.export" and report.extra["graph_warnings"] == []
     assert report.extra["pruned_groups_normalised_with_kept_channels"] > 0
     assert "graph_warnings" in report.to_markdown()
+
+
+def test_channel_pruning_inside_a_training_loop_keeps_masked_equal_to_shrunk():
+    model, x = build("resnet18")
+    model.train()
+    pruner = pi.Pruner(model, x, target="channel", metric="taylor", allocator="global",
+                       scheduler={"name": "agp", "start": 0, "end": 4, "frequency": 2},
+                       objective={"name": "flops", "target": 0.6})
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    target = torch.randint(0, 10, (2,))
+    pruner.on_train_begin()
+    for _ in range(6):
+        pruner.on_step_begin()
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(*x), target).backward()
+        pruner.on_before_optimizer_step()
+        opt.step()
+        pruner.on_after_optimizer_step()
+    report = pruner.on_train_end()
+    assert report.flops <= 0.6 * report.dense_flops * 1.001
+    model.eval()
+    with torch.no_grad():
+        masked = model(*x)
+    pruner.speed_up()
+    with torch.no_grad():
+        assert torch.allclose(model(*x), masked, atol=1e-4 * max(1.0, masked.abs().max().item()))
