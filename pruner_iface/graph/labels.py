@@ -66,12 +66,17 @@ class UnionFind:
 
 def compress(labels: torch.Tensor, uf: "UnionFind | None" = None) -> torch.Tensor:
     """Shrink to size 1 every dim along which the labels (as class roots, given `uf`) are constant."""
-    if uf is not None:
-        labels = uf.canonical(labels)
+    labels = _squeeze_constant(labels)
+    if uf is not None:  # joined labels compare equal once replaced by their roots
+        labels = _squeeze_constant(uf.canonical(labels))
+    return labels.contiguous()
+
+
+def _squeeze_constant(labels: torch.Tensor) -> torch.Tensor:
     for d in range(labels.dim()):
         if labels.shape[d] > 1 and bool((labels == labels.narrow(d, 0, 1)).all()):
             labels = labels.narrow(d, 0, 1)
-    return labels.contiguous()
+    return labels
 
 
 def free(rank: int) -> torch.Tensor:
