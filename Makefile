@@ -22,6 +22,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(PY) -m benchmarks $(NAME)
 
 clean:

@@ -1,8 +1,8 @@
 """Dependency graph against Torch-Pruning 1.6.1, same process: graph build + group enumeration
 time, zoo models pruned correctly at 50% channels, and measured latency after speed-up.
 
-Needs torch-pruning==1.6.1 (`pip install -c constraints.txt torch-pruning==1.6.1`); without it,
-only pruner_iface's figures are printed. Correct means: the pruned model runs, its outputs keep
+Needs torch-pruning==1.6.1 (the `bench` extra, which `make bench` installs); without it, only
+pruner_iface's figures are printed. Correct means: the pruned model runs, its outputs keep
 their shape, and it equals the dense model with exactly the removed output channels zeroed
 (producer rows and biases, norm scales and shifts) within 1e-3 of the output scale (0.1 where a
 LayerNorm normalises over pruned channels, which changes its statistics for any library).
