@@ -10,7 +10,6 @@ LayerNorm normalises over pruned channels, which changes its statistics for any 
 from __future__ import annotations
 
 import copy
-import statistics
 import sys
 import time
 import warnings

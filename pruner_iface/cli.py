@@ -5,7 +5,7 @@ import argparse
 import importlib
 import os
 import sys
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 

@@ -1,5 +1,4 @@
 import pytest
-import torch
 from conftest import ce_loss
 
 import pruner_iface as pi

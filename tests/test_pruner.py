@@ -3,7 +3,6 @@ import math
 import pytest
 import torch
 from conftest import KwargModel, ce_loss, same_state, state
-from torch import nn
 
 import pruner_iface as pi
 from pruner_iface.errors import ConfigError, InputError, MissingDataError, ObjectiveNotReachedError

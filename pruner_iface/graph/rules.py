@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import fx
 
-from .labels import NO_LABEL, Slice, compress, free
+from .labels import Slice, compress, free
 
 RULES: dict[str, Callable] = {}
 

@@ -56,7 +56,6 @@ class GroupLayer(TargetLayer):
         self.module = model.get_submodule(groups[0].producers[0])
         self._refs = [TensorRef(t.rpartition(".")[0], mod, attr) for t, (mod, attr) in self._tensors.items()
                       if isinstance(getattr(mod, attr), nn.Parameter)]
-        self._anchor = next(m for m in groups[0].members if m.tensor in {f"{r.name}.{r.param_name}" if r.name else r.param_name for r in self._refs})
 
     # --- views ---------------------------------------------------------------------------
     @property
@@ -104,7 +103,8 @@ class GroupLayer(TargetLayer):
         return total
 
     # --- masks and counts ------------------------------------------------------------------
-    def _anchor_pruned(self, group) -> bool | None:
+    def _is_pruned(self, group) -> bool:
+        """A group is pruned when the first masked tensor it touches has its slice fully masked."""
         for m in group.members:
             module, attr = self._tensors[m.tensor]
             mask = get_mask(module, attr)
@@ -113,7 +113,7 @@ class GroupLayer(TargetLayer):
         return False
 
     def current_pruned(self) -> torch.Tensor:
-        return torch.tensor([bool(self._anchor_pruned(g)) for g in self.groups], dtype=torch.bool)
+        return torch.tensor([self._is_pruned(g) for g in self.groups], dtype=torch.bool)
 
     def masks(self, pruned, member_scores=None):
         keeps: dict[tuple[nn.Module, str], torch.Tensor] = {}
