@@ -21,7 +21,7 @@ from torch import nn
 import pruner_iface as pi
 from pruner_iface.graph import build_dependency_graph
 
-from .common import machine_header
+from .common import machine_header, onednn_channel_block
 from .models import ViT, mobilenet_v2, resnet50
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -141,7 +141,9 @@ def zoo_correctness():
 
 
 def latency(threads=2, batch=8, rounds=4, runs=6):
-    print(f"\n## latency after speed_up to 0.5 FLOPs: channel (multiples of 8), l1 (batch {batch}, {threads} threads, "
+    block = onednn_channel_block()
+    print(f"\n## latency after speed_up to 0.5 FLOPs: channel (round_to={block}, oneDNN's fp32 channel block on this "
+          f"CPU), l1 (batch {batch}, {threads} threads, "
           f"{rounds} interleaved rounds of {runs} runs, median)")
     for name, factory in (("ResNet-50", resnet50), ("MobileNetV2", mobilenet_v2)):
         for allocator in ("uniform", "global"):
@@ -151,7 +153,7 @@ def latency(threads=2, batch=8, rounds=4, runs=6):
             x = (torch.randn(batch, 3, 224, 224),)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                pruner = pi.Pruner(model, (x[0][:1],), target={"name": "channel", "round_to": 8}, metric="l1",
+                pruner = pi.Pruner(model, (x[0][:1],), target={"name": "channel", "round_to": block}, metric="l1",
                                    allocator=allocator, objective={"name": "flops", "target": 0.5})
                 pruner.run()
                 pruner.speed_up()

@@ -5,6 +5,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import fx, nn
 from torch.utils import _pytree as pytree
@@ -111,18 +112,21 @@ class DependencyGraph:
     warnings: list[str] = field(default_factory=list)
 
 
-def build_dependency_graph(model: nn.Module, example_inputs: Any, warn: bool = True) -> DependencyGraph:
-    """Trace `model` and find its coupled channel groups (units of the `channel` target)."""
-    traced = trace(model, example_inputs)
+def build_dependency_graph(model: nn.Module, example_inputs: Any, warn: bool = True,
+                           tracer: str = "auto") -> DependencyGraph:
+    """Trace `model` (see `trace` for `tracer`) and find its coupled channel groups (units of the
+    `channel` target)."""
+    traced = trace(model, example_inputs, tracer)
     state = Propagation(traced).run()
     _join_repeated_uses(state)
     roots = state.uf.roots()
     blocked = set(roots[list(state.blocked)].tolist()) if state.blocked else set()
     approximate = set(roots[list(state.approximate)].tolist()) if state.approximate else set()
     producers: dict[int, set[str]] = {}
-    for label, origin in enumerate(state.uf.origin):
-        if origin is not None:
-            producers.setdefault(int(roots[label]), set()).add(origin)
+    origin = state.uf.origin_of()
+    made = np.flatnonzero(origin >= 0)
+    for root, index in np.unique(np.stack([roots.numpy()[made], origin[made]]), axis=1).T.tolist():
+        producers.setdefault(root, set()).add(state.uf.origins[index])
     members: dict[int, list[Member]] = {}
     for s in state.slices:
         for dim, index_roots in _slice_dims(s, roots):

@@ -8,60 +8,98 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 NO_LABEL = -1
 
 
 class UnionFind:
+    """Vectorised union-find over integer labels: roots are the smallest label of their class
+    (parent[x] <= x always), and joins work on whole arrays of pairs at once."""
+
     def __init__(self) -> None:
-        self.parent: list[int] = []
-        self.origin: list[str | None] = []  # module path of producer labels, None for others
+        self._parent = np.empty(0, dtype=np.int64)
+        self._origin = np.empty(0, dtype=np.int64)  # index into origins, -1 for non-producer labels
+        self.origins: list[str] = []
+        self.size = 0
+
+    @property
+    def parent(self) -> np.ndarray:
+        return self._parent[: self.size]
 
     def fresh(self, n: int, origin: str | None = None) -> torch.Tensor:
-        start = len(self.parent)
-        self.parent.extend(range(start, start + n))
-        self.origin.extend([origin] * n)
+        start, self.size = self.size, self.size + n
+        if self.size > len(self._parent):
+            capacity = max(self.size, 2 * len(self._parent), 1024)
+            self._parent = np.concatenate([self._parent, np.arange(len(self._parent), capacity, dtype=np.int64)])
+            self._origin = np.concatenate([self._origin, np.full(capacity - len(self._origin), -1, dtype=np.int64)])
+        if origin is not None:
+            if not self.origins or self.origins[-1] != origin:
+                self.origins.append(origin)
+            self._origin[start:self.size] = len(self.origins) - 1
         return torch.arange(start, start + n, dtype=torch.long)
 
-    def find(self, x: int) -> int:
-        parent = self.parent
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
+    def origin_of(self) -> np.ndarray:
+        """Per label, the index in `origins` of the module that produced it (-1: not a producer)."""
+        return self._origin[: self.size]
+
+    def find_many(self, x: np.ndarray) -> np.ndarray:
+        parent = self._parent
+        start = x
+        while True:
+            up = parent[x]
+            if np.array_equal(up, x):
+                break
+            x = parent[up]
+        parent[start] = x  # path compression
         return x
 
+    def find(self, x: int) -> int:
+        return int(self.find_many(np.array([x], dtype=np.int64))[0])
+
+    def union_pairs(self, a: np.ndarray, b: np.ndarray) -> None:
+        while a.size:
+            ra, rb = self.find_many(a), self.find_many(b)
+            apart = ra != rb
+            if not apart.any():
+                return
+            a, b, ra, rb = a[apart], b[apart], ra[apart], rb[apart]
+            np.minimum.at(self._parent, np.maximum(ra, rb), np.minimum(ra, rb))
+
     def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
+        self.union_pairs(np.array([a], dtype=np.int64), np.array([b], dtype=np.int64))
 
     def union_tensors(self, a: torch.Tensor, b: torch.Tensor) -> None:
         """Join a[i] with b[i] wherever both are labels."""
         a, b = torch.broadcast_tensors(a, b)
         both = (a >= 0) & (b >= 0) & (a != b)
-        if not both.any():
-            return
-        n = len(self.parent)
-        keys = torch.unique(a[both] * n + b[both])  # one int per pair: a 1-D unique is fast
-        for key in keys.tolist():
-            self.union(key // n, key % n)
+        if bool(both.any()):
+            self.union_pairs(a[both].numpy(), b[both].numpy())
 
     def union_all(self, labels: torch.Tensor) -> None:
-        values = torch.unique(labels[labels >= 0]).tolist()
-        for other in values[1:]:
-            self.union(values[0], other)
+        values = np.unique(labels[labels >= 0].numpy())
+        if values.size > 1:
+            self.union_pairs(np.full(values.size - 1, values[0]), values[1:])
 
     def roots(self) -> torch.Tensor:
-        return torch.tensor([self.find(i) for i in range(len(self.parent))], dtype=torch.long)
+        parent = self.parent
+        while True:
+            up = parent[parent]
+            if np.array_equal(up, parent):
+                break
+            parent[:] = up
+        return torch.from_numpy(parent.copy())
 
     def canonical(self, labels: torch.Tensor) -> torch.Tensor:
         """Each label replaced by its class root, so that joined labels compare equal."""
         if labels.numel() == 0 or not bool((labels >= 0).any()):
             return labels
-        values, inverse = torch.unique(labels, return_inverse=True)
-        roots = torch.tensor([self.find(v) if v >= 0 else v for v in values.tolist()], dtype=torch.long)
-        return roots[inverse]
+        flat = labels.reshape(-1).numpy()
+        roots = flat.copy()
+        mask = flat >= 0
+        roots[mask] = self.find_many(flat[mask])
+        return torch.from_numpy(roots).reshape(labels.shape)
 
 
 def compress(labels: torch.Tensor, uf: "UnionFind | None" = None) -> torch.Tensor:

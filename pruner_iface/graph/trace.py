@@ -1,8 +1,9 @@
-"""Trace a model once into an operator graph with torch.export (ATen ops, module paths, shapes).
+"""Trace a model once into an operator graph of ATen ops with module paths and shapes.
 
-torch.export is the tracer: it handles Python control flow at trace time and Hugging Face
-models, names every parameter and buffer, and records the module path of each op. Models it
-cannot export raise a TraceError naming the failure (see docs/design/graph.md).
+torch.export is the first choice: it handles Python control flow at trace time and Hugging Face
+models, names every parameter and buffer, and records the module path of each op. Where it
+fails, make_fx on real tensors traces the path the example inputs take; both produce the same
+pre-dispatch op vocabulary, so one set of coupling rules serves both (see docs/design/graph.md).
 """
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ from typing import Any
 
 import networkx as nx
 import torch
+import torch.fx.traceback as fx_traceback
 from torch import fx, nn
+from torch.fx.experimental.proxy_tensor import make_fx
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+from torch.utils import _pytree as pytree
 
 from ..errors import InputError
 from ..inputs import describe_inputs, eval_mode, normalize_inputs
@@ -46,29 +51,120 @@ def module_path(node: fx.Node) -> str:
     return list(stack.values())[-1][0] if stack else ""
 
 
-def trace(model: nn.Module, example_inputs: Any) -> TracedModel:
-    """Export `model` on `example_inputs` (eval mode; every submodule's mode restored)."""
+TRACERS = ("auto", "export", "make_fx")
+
+
+def trace(model: nn.Module, example_inputs: Any, tracer: str = "auto") -> TracedModel:
+    """Trace `model` on `example_inputs` in eval mode (every submodule's mode restored).
+
+    "auto" tries torch.export first and falls back to make_fx on real tensors when export fails
+    (data-dependent control flow, .item() in forward): that trace follows the branch the example
+    inputs take, so a warning says so. "export" and "make_fx" use one tracer only.
+    """
+    if tracer not in TRACERS:
+        raise InputError(f"tracer must be one of {', '.join(TRACERS)}; got {tracer!r}")
     args, kwargs = normalize_inputs(example_inputs)
+    if tracer == "make_fx":
+        return _run(_trace_make_fx, "make_fx", model, args, kwargs)
+    try:
+        return _run(_trace_export, "torch.export", model, args, kwargs)
+    except TraceError as export_error:
+        if tracer == "export":
+            raise
+        try:
+            traced = _run(_trace_make_fx, "make_fx", model, args, kwargs)
+        except TraceError as fallback_error:
+            raise TraceError(f"{export_error}; the make_fx fallback failed too: {fallback_error}") from fallback_error
+        reason = str(export_error.__cause__ or export_error).splitlines()[0][:200]
+        warnings.warn(f"pruner_iface graph: torch.export could not trace {type(model).__name__} ({reason}); "
+                      "traced with make_fx on the example inputs instead, so data-dependent branches follow the "
+                      "path these inputs take", stacklevel=3)
+        return traced
+
+
+def _run(fn, name: str, model: nn.Module, args: tuple, kwargs: dict) -> TracedModel:
     try:
         with eval_mode(model), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            exported = torch.export.export(model, args, kwargs, strict=False)
+            return fn(model, args, kwargs)
     except Exception as exc:
         raise TraceError(
-            f"torch.export could not trace {type(model).__name__} on {describe_inputs(args, kwargs)}: "
+            f"{name} could not trace {type(model).__name__} on {describe_inputs(args, kwargs)}: "
             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         ) from exc
+
+
+def _trace_export(model: nn.Module, args: tuple, kwargs: dict) -> TracedModel:
+    exported = torch.export.export(model, args, kwargs, strict=False)
     sig = exported.graph_signature
     tensors = {**sig.inputs_to_parameters, **sig.inputs_to_buffers}
     constants = dict(getattr(sig, "inputs_to_lifted_tensor_constants", {}) or {})
     tensors.update(constants)
+    return _traced(exported.graph, tensors, set(sig.inputs_to_parameters.values()), list(sig.user_inputs),
+                   set(constants.values()), "torch.export")
+
+
+def _trace_make_fx(model: nn.Module, args: tuple, kwargs: dict) -> TracedModel:
+    """make_fx over real tensors, with parameters and buffers as graph inputs (through
+    functional_call) and module paths recorded by global forward hooks."""
+    parameters = dict(model.named_parameters())
+    state = {**parameters, **dict(model.named_buffers())}
+    names = list(state)
+    flat_inputs, spec = pytree.tree_flatten((args, kwargs))
+
+    def run(*flat):
+        call_args, call_kwargs = pytree.tree_unflatten(list(flat[len(names):]), spec)
+        return torch.func.functional_call(model, dict(zip(names, flat[:len(names)])), call_args, call_kwargs)
+
+    with _ModulePaths(model):
+        graph_module = make_fx(run, tracing_mode="real", pre_dispatch=True,
+                               _error_on_data_dependent_ops=False)(*state.values(), *flat_inputs)
+    placeholders = [n.name for n in graph_module.graph.nodes if n.op == "placeholder"]
+    tensors = dict(zip(placeholders, names))
+    return _traced(graph_module.graph, tensors, set(parameters), placeholders[len(names):], set(), "make_fx")
+
+
+class _ModulePaths:
+    """Records each traced node's module path (as torch.export's nn_module_stack does) while make_fx runs."""
+
+    def __init__(self, model: nn.Module):
+        self.names = {id(module): name for name, module in model.named_modules() if name}
+        self.stack: list[tuple[str, str]] = []
+
+    def _publish(self) -> None:
+        fx_traceback.current_meta["nn_module_stack"] = {str(i): entry for i, entry in enumerate(self.stack)}
+
+    def _enter(self, module, inputs) -> None:
+        name = self.names.get(id(module))
+        if name is not None:
+            self.stack.append((name, type(module).__qualname__))
+            self._publish()
+
+    def _leave(self, module, inputs, output) -> None:
+        if self.names.get(id(module)) is not None and self.stack:
+            self.stack.pop()
+            self._publish()
+
+    def __enter__(self):
+        self._meta = fx_traceback.preserve_node_meta()
+        self._meta.__enter__()
+        self._hooks = [register_module_forward_pre_hook(self._enter), register_module_forward_hook(self._leave)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        fx_traceback.current_meta.pop("nn_module_stack", None)
+        self._meta.__exit__(*exc)
+
+
+def _traced(fx_graph: fx.Graph, tensors: dict[str, str], parameters: set[str], user_inputs: list[str],
+            constants: set[str], tracer: str) -> TracedModel:
     graph = nx.DiGraph()
-    fx_graph = exported.graph
     for node in fx_graph.nodes:
         val = node.meta.get("val")
         graph.add_node(node.name, op=op_name(node) if node.op == "call_function" else node.op,
                        module=module_path(node), shape=tuple(val.shape) if isinstance(val, torch.Tensor) else None)
         for src in node.all_input_nodes:
             graph.add_edge(src.name, node.name)
-    return TracedModel(fx_graph, graph, tensors, set(sig.inputs_to_parameters.values()), list(sig.user_inputs),
-                       constants=set(constants.values()))
+    return TracedModel(fx_graph, graph, tensors, parameters, user_inputs, constants=constants, tracer=tracer)

@@ -156,6 +156,7 @@ class Channel(Target):
     module_types: Sequence[Any] = ("Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
                                    "ConvTranspose3d")
     round_to: int = 1
+    tracer: str = "auto"
 
     supported_types = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
                        nn.ConvTranspose3d, nn.Embedding)
@@ -164,6 +165,9 @@ class Channel(Target):
     def __post_init__(self) -> None:
         check(isinstance(self.round_to, int) and self.round_to >= 1, "round_to",
               f"must be a positive integer; got {self.round_to!r}")
+        from ..graph.trace import TRACERS
+
+        check(self.tracer in TRACERS, "tracer", f"must be one of {', '.join(TRACERS)}; got {self.tracer!r}")
         super().__post_init__()
 
     def bind(self, model: nn.Module, include=None, exclude=None, example_inputs: Any = None) -> list[TargetLayer]:
@@ -172,7 +176,7 @@ class Channel(Target):
         from ..graph import build_dependency_graph
 
         selected = {name for name, _ in select_modules(model, self._types, include, exclude)}
-        graph = build_dependency_graph(model, example_inputs)
+        graph = build_dependency_graph(model, example_inputs, tracer=self.tracer)
         by_producers: dict[tuple[str, ...], list] = {}
         for group in graph.groups:
             if all(p in selected for p in group.producers):
