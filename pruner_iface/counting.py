@@ -10,10 +10,9 @@ import warnings
 from typing import Any
 
 import torch
-import torch.utils._pytree as pytree
 from torch import nn
 
-from .inputs import eval_mode, normalize_inputs
+from .inputs import eval_mode, normalize_inputs, output_tensors
 from .masks import masked_params
 
 
@@ -30,17 +29,7 @@ class _Traceable(nn.Module):
 
     def forward(self, *values):
         out = self.model(*values[: self.n_args], **dict(zip(self.keys, values[self.n_args:])))
-        leaves = [v for v in pytree.tree_leaves(_plain_containers(out)) if isinstance(v, torch.Tensor)]
-        return tuple(leaves)
-
-
-def _plain_containers(value):
-    """Mappings (e.g. Hugging Face ModelOutput) as plain dicts, so pytree can walk them."""
-    if isinstance(value, dict):
-        return {k: _plain_containers(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain_containers(v) for v in value]
-    return value
+        return output_tensors(out)
 
 
 def module_flops(model: nn.Module, example_inputs: Any) -> dict[str, int]:

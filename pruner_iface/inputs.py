@@ -6,6 +6,7 @@ from typing import Any, Mapping
 
 import torch
 from torch import nn
+from torch.utils import _pytree as pytree
 
 from .errors import InputError
 
@@ -59,3 +60,17 @@ def check_forward(model: nn.Module, args: tuple, kwargs: dict) -> None:
             f"the model ({type(model).__name__}) failed on example_inputs {describe_inputs(args, kwargs)}: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
+
+
+def output_tensors(output: Any) -> tuple[torch.Tensor, ...]:
+    """The tensors of a model's output, in order, through dicts (Hugging Face ModelOutput),
+    lists and tuples; other objects (caches, strings) are dropped."""
+    return tuple(v for v in pytree.tree_leaves(_plain_containers(output)) if isinstance(v, torch.Tensor))
+
+
+def _plain_containers(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain_containers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_containers(v) for v in value]
+    return value

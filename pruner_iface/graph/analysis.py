@@ -11,6 +11,7 @@ from torch import fx, nn
 from torch.utils import _pytree as pytree
 
 from .labels import LabelState, Slice, free
+from . import attention  # noqa: F401  (registers the attention rules)
 from .rules import RULES
 from .trace import TracedModel, module_path, op_name, trace
 
@@ -42,9 +43,11 @@ class Propagation:
         if arg.name not in self.values:
             name = self.traced.tensors.get(arg.name)
             shape = self.shape(arg)
-            if name is None or name in self.traced.constants:  # constants cannot be sliced: no labels
+            val = arg.meta.get("val")
+            if name not in self.traced.parameters or not (isinstance(val, torch.Tensor) and val.is_floating_point()):
+                # buffers used as data (rotary frequencies, position ids) and constants: no labels
                 self.values[arg.name] = free(len(shape))
-            else:  # a parameter or buffer used as data (layer scale, tokens): a label per element
+            else:  # a parameter used as data (layer scale, tokens): a label per element
                 labels = self.state.uf.fresh(max(1, int(torch.Size(shape).numel()))).reshape(shape)
                 self.state.slices.append(Slice(name, None, labels))
                 self.values[arg.name] = labels
@@ -69,10 +72,10 @@ class Propagation:
                 return fn(node, self)
             except Exception as exc:  # a rule that cannot handle this use blocks, like an unknown op
                 reason = f"{node.target} in module {module_path(node)!r} could not be analysed ({type(exc).__name__}: {exc})"
-                return self._unknown(node, reason)
-        return self._unknown(node, f"op {node.target} (module {module_path(node)!r}) is not understood")
+                return self.unknown(node, reason)
+        return self.unknown(node, f"op {node.target} (module {module_path(node)!r}) is not understood")
 
-    def _unknown(self, node: fx.Node, reason: str):
+    def unknown(self, node: fx.Node, reason: str):
         touched = False
         for arg in node.all_input_nodes:
             for labels in pytree.tree_leaves(self.labels(arg)):
@@ -119,6 +122,7 @@ def build_dependency_graph(model: nn.Module, example_inputs: Any, warn: bool = T
     traced = trace(model, example_inputs, tracer)
     state = Propagation(traced).run()
     _join_repeated_uses(state)
+    state.settle()
     roots = state.uf.roots()
     blocked = set(roots[list(state.blocked)].tolist()) if state.blocked else set()
     approximate = set(roots[list(state.approximate)].tolist()) if state.approximate else set()

@@ -136,7 +136,37 @@ class LabelState:
     slices: list[Slice] = field(default_factory=list)
     blocked: set[int] = field(default_factory=set)
     approximate: set[int] = field(default_factory=set)  # labels normalised together (LayerNorm)
+    attention: set[int] = field(default_factory=set)  # labels of attention heads
     warnings: list[str] = field(default_factory=list)
+    whole: list[tuple[torch.Tensor, tuple[int, ...], str]] = field(default_factory=list)
+    grids: list[torch.Tensor] = field(default_factory=list)  # [rows, inner] label grids of split views
+
+    def require_whole(self, labels: torch.Tensor, dims, reason: str) -> None:
+        """Along `dims`, a unit may remove all of a row or none of it (a fixed slice, a constant
+        operand spanning those dims). Checked once every join is known (`settle`): attention joins
+        a head's channels after rotary embeddings have sliced them, for example."""
+        dims = tuple(d for d in dims if labels.shape[d] > 1)
+        if dims and bool((labels >= 0).any()):
+            self.whole.append((labels, dims, reason))
+
+    def settle(self) -> None:
+        """Resolve the deferred constraints: a split channel grid whose rows are not each one unit
+        loses the same inner index from every row; then block the rows of every `require_whole`
+        that more than one unit would cut."""
+        for rows in self.grids:
+            resolved = self.uf.canonical(rows)
+            if bool((resolved != resolved[:, :1]).any()):
+                for row in rows[1:]:
+                    self.uf.union_tensors(rows[0], row)
+        self.grids.clear()
+        for labels, dims, reason in self.whole:
+            resolved = self.uf.canonical(labels)
+            rest = [d for d in range(labels.dim()) if d not in dims]
+            rows = resolved.permute(*rest, *dims).reshape(-1, int(torch.Size([labels.shape[d] for d in dims]).numel()))
+            cut = (rows != rows[:, :1]).any(1)
+            if cut.any():
+                self.block(rows[cut], reason)
+        self.whole.clear()
 
     def block(self, labels: torch.Tensor, reason: str | None = None) -> None:
         found = torch.unique(labels[labels >= 0]).tolist()

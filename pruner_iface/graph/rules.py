@@ -121,15 +121,14 @@ def _labelled_dims(labels: torch.Tensor) -> list[int]:
 
 
 def _couple_split_dims(ctx, before: torch.Tensor, after: torch.Tensor) -> None:
-    """A view that splits one channel dim into several (channel shuffle, heads x head_dim) is
-    recomputed from the new width after pruning: the same inner index must go from every row."""
+    """A view that splits one channel dim into several (channel shuffle, heads x head_dim) stays
+    rectangular after pruning only if whole rows go (a head) or the same inner index goes from
+    every row; decided once every join is known (LabelState.settle)."""
     dims = _labelled_dims(after)
     if len(dims) <= len(_labelled_dims(before)) or len(dims) < 2:
         return
     grid = after.movedim(dims[-1], -1)
-    rows = grid.reshape(-1, grid.shape[-1])
-    for row in rows[1:]:
-        ctx.state.uf.union_tensors(rows[0], row)
+    ctx.state.grids.append(grid.reshape(-1, grid.shape[-1]))
 
 
 def join_positionally(ctx, args, rank: int, what: str, skip_dim: int | None = None) -> torch.Tensor:
@@ -150,11 +149,10 @@ def join_positionally(ctx, args, rank: int, what: str, skip_dim: int | None = No
         joined = torch.where(joined >= 0, joined, other)
     for arg, x in zip(tensors, labels):
         real = (1,) * (rank - len(ctx.shape(arg))) + tuple(ctx.shape(arg))
-        spans = all(real[d] > 1 for d in range(rank) if shape[d] > 1 and d != skip_dim)
-        if spans and bool(((x < 0) & (joined >= 0)).any()):
-            ctx.state.block(joined[(x < 0) & (joined >= 0)],
-                            f"{what} meets a tensor without prunable channels (e.g. the model input) "
-                            f"position by position; those channels are not pruned")
+        if bool(((x < 0) & (joined >= 0)).any()):  # it cannot lose positions along the dims it spans
+            ctx.state.require_whole(joined, [d for d in range(rank) if real[d] > 1 and d != skip_dim],
+                                    f"{what} meets a tensor without prunable channels (e.g. the model input) "
+                                    f"position by position; those channels are not pruned")
     return joined
 
 
@@ -196,12 +194,14 @@ def _couple_pieces(node, ctx, name) -> None:
         end = size if end is None else (end + size if end < 0 else end)
         if start == 0 and end >= size and step == 1:
             return
-    if name in SLICES or name not in EQUAL_SPLITS:
-        ctx.state.block(full, f"{node.target} takes a fixed part of the channels of its input (module "
-                              f"{ctx.module(node)!r}); they are not pruned")
-        return
     val = node.meta.get("val")
     sizes = [v.shape[dim] for v in val] if isinstance(val, (list, tuple)) else [size]
+    equal = name in EQUAL_SPLITS or (name in ("split", "split_with_sizes") and len(set(sizes)) == 1
+                                     and sum(sizes) == size)
+    if not equal:  # fine only where no unit cuts the dim (all of it is one attention head)
+        ctx.state.require_whole(labels, [dim], f"{node.target} takes a fixed part of the channels of its input "
+                                               f"(module {ctx.module(node)!r}); they are not pruned")
+        return
     if len(set(sizes)) != 1:
         ctx.state.block(full, f"{node.target} splits channels into unequal pieces {sizes} "
                               f"(module {ctx.module(node)!r}); they are not pruned")
@@ -255,12 +255,18 @@ def reduction(node, ctx):
     if not isinstance(dims, (list, tuple)) or (name in ("max", "min") and len(node.args) < 2):
         dims = list(range(rank))
     dims = [d % rank for d in dims] if rank else []
+    keep = node.args[2] if len(node.args) > 2 and isinstance(node.args[2], bool) else node.kwargs.get("keepdim", False)
+    if name in ("mean", "var", "std") and keep and dims == [rank - 1] and labels.shape[-1] > 1:
+        # a statistic over the channel-last dim, broadcast back (RMSNorm / LayerNorm written by
+        # hand): removing channels changes it, as for layer_norm: approximate, not blocked
+        channels = ctx.state.collapse(labels, rank - 1, labels.shape[-1])
+        ctx.state.approximate.update(torch.unique(channels[channels >= 0]).tolist())
+        return free(out_rank(node))
     if any(labels.shape[d] > 1 for d in dims):
         ctx.state.block(labels, f"{node.target} reduces over channels (module {ctx.module(node)!r})")
         return free(out_rank(node)) if not isinstance(node.meta.get("val"), (list, tuple)) else [free(out_rank(node))] * 2
     if name in ("softmax", "_softmax", "log_softmax", "_log_softmax"):
         return labels
-    keep = node.args[2] if len(node.args) > 2 and isinstance(node.args[2], bool) else node.kwargs.get("keepdim", False)
     out = labels if keep else labels.reshape([s for d, s in enumerate(labels.shape) if d not in dims])
     if isinstance(node.meta.get("val"), (list, tuple)):
         return [out, out]
@@ -330,19 +336,41 @@ def convolution(node, ctx):
 
 @rule("linear")
 def linear(node, ctx):
-    x, weight = node.args[0], node.args[1]
     bias = node.args[2] if len(node.args) > 2 else None
+    return linear_like(node, ctx, node.args[0], node.args[1], bias)
+
+
+@rule("addmm")
+def addmm(node, ctx):
+    """bias + x @ W: GPT-2's Conv1D (weight stored [in, out])."""
+    return linear_like(node, ctx, node.args[1], node.args[2], node.args[0], transposed=True)
+
+
+def linear_like(node, ctx, x, weight, bias, transposed: bool = False):
+    """x @ W.T + b (nn.Linear), or x @ W + b with `transposed` (Conv1D, matmul with a parameter):
+    the weight's output dim produces fresh channels, its input dim consumes x's."""
     rank = out_rank(node)
     in_labels = ctx.state.collapse(ctx.labels(x), -1, ctx.shape(x)[-1])
     if ctx.tensor_name(weight) is None:
-        ctx.state.block(in_labels, f"linear with a computed weight (module {ctx.module(node)!r})")
+        ctx.state.block(in_labels, f"{node.target} with a computed weight (module {ctx.module(node)!r})")
         return free(rank)
-    out = ctx.state.uf.fresh(ctx.shape(weight)[0], ctx.module(node))
-    _record(ctx, weight, 1, in_labels)
-    _record(ctx, weight, 0, out)
-    if isinstance(bias, fx.Node):
+    w_in, w_out = (0, 1) if transposed else (1, 0)
+    out = ctx.state.uf.fresh(ctx.shape(weight)[w_out], ctx.module(node))
+    _record(ctx, weight, w_in, in_labels)
+    _record(ctx, weight, w_out, out)
+    if isinstance(bias, fx.Node) and len(ctx.shape(bias)) == 1:
         _record(ctx, bias, 0, out)
+    elif isinstance(bias, fx.Node):
+        ctx.state.require_whole(with_channels(rank, rank - 1, out), [rank - 1],
+                                f"{node.target} with a bias of shape {ctx.shape(bias)} (module {ctx.module(node)!r})")
     return with_channels(rank, rank - 1, out)
+
+
+@rule("_assert_tensor_metadata", "_assert_scalar", "_assert_async", "sym_constrain_range_for_size",
+      "sym_constrain_range", "_print")
+def assertion(node, ctx):
+    """Checks with no tensor output: nothing flows."""
+    return free(0)
 
 
 @rule("embedding")

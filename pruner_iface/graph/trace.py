@@ -20,7 +20,7 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 from torch.utils import _pytree as pytree
 
 from ..errors import InputError
-from ..inputs import describe_inputs, eval_mode, normalize_inputs
+from ..inputs import describe_inputs, eval_mode, normalize_inputs, output_tensors
 
 
 class TraceError(InputError):
@@ -94,14 +94,34 @@ def _run(fn, name: str, model: nn.Module, args: tuple, kwargs: dict) -> TracedMo
         ) from exc
 
 
+class _TensorOutputs(nn.Module):
+    """The model with only the tensors of its output (Hugging Face caches are not outputs)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args, **kwargs):
+        return output_tensors(self.model(*args, **kwargs))
+
+
 def _trace_export(model: nn.Module, args: tuple, kwargs: dict) -> TracedModel:
-    exported = torch.export.export(model, args, kwargs, strict=False)
+    exported = torch.export.export(_TensorOutputs(model), args, kwargs, strict=False)
     sig = exported.graph_signature
-    tensors = {**sig.inputs_to_parameters, **sig.inputs_to_buffers}
+    inner = {**sig.inputs_to_parameters, **sig.inputs_to_buffers}
     constants = dict(getattr(sig, "inputs_to_lifted_tensor_constants", {}) or {})
-    tensors.update(constants)
-    return _traced(exported.graph, tensors, set(sig.inputs_to_parameters.values()), list(sig.user_inputs),
-                   set(constants.values()), "torch.export")
+    tensors = {node: _unwrap(name) for node, name in {**inner, **constants}.items()}
+    for node in exported.graph.nodes:
+        stack = node.meta.get("nn_module_stack")
+        if stack:
+            node.meta["nn_module_stack"] = {key: (_unwrap(path), kind) for key, (path, kind) in stack.items()
+                                            if path != "model"}
+    return _traced(exported.graph, tensors, {_unwrap(n) for n in sig.inputs_to_parameters.values()},
+                   list(sig.user_inputs), {_unwrap(n) for n in constants.values()}, "torch.export")
+
+
+def _unwrap(name: str) -> str:
+    return name[len("model."):] if name.startswith("model.") else name
 
 
 def _trace_make_fx(model: nn.Module, args: tuple, kwargs: dict) -> TracedModel:
@@ -114,7 +134,8 @@ def _trace_make_fx(model: nn.Module, args: tuple, kwargs: dict) -> TracedModel:
 
     def run(*flat):
         call_args, call_kwargs = pytree.tree_unflatten(list(flat[len(names):]), spec)
-        return torch.func.functional_call(model, dict(zip(names, flat[:len(names)])), call_args, call_kwargs)
+        return output_tensors(torch.func.functional_call(model, dict(zip(names, flat[:len(names)])), call_args,
+                                                         call_kwargs))
 
     with _ModulePaths(model):
         graph_module = make_fx(run, tracing_mode="real", pre_dispatch=True,

@@ -13,10 +13,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils import _pytree as pytree
 
 from ..errors import SpeedUpError
-from ..inputs import eval_mode, normalize_inputs
+from ..inputs import eval_mode, normalize_inputs, output_tensors
 from ..masks import get_mask, mask_name, refresh_hooks, remove_mask
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -132,7 +131,7 @@ def _outputs(model: nn.Module, example_inputs: Any) -> list:
     args, kwargs = normalize_inputs(example_inputs)
     with torch.no_grad(), eval_mode(model):
         out = model(*args, **kwargs)
-    return [t.detach().clone() for t in pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
+    return [t.detach().clone() for t in output_tensors(out)]
 
 
 def sizes_of(attrs: dict) -> dict:

@@ -1,0 +1,94 @@
+"""Coupling rules for attention: products of two activations and scaled_dot_product_attention.
+
+Each position of the batch dims of such a product (one head of one attention) reads every
+channel its operands hold at that position, and scaled_dot_product_attention scales by the head
+width: so all of a head's query, key and value channels join one class, and the output carries
+it. A key/value head that several query heads share (grouped-query attention, repeated by
+`repeat_kv` or `enable_gqa`) joins their classes: the unit is the key/value head with its query
+heads. Every joined label is marked as an attention label, which the `head` target selects.
+"""
+from __future__ import annotations
+
+import torch
+from torch import fx
+
+from .labels import free
+from .rules import linear_like, out_rank, rule
+
+
+def _batch_rows(labels: torch.Tensor, batch: tuple[int, ...]) -> torch.Tensor:
+    """Labels as [positions of the batch dims, everything else]."""
+    rank = len(batch) + 2
+    labels = labels.reshape((1,) * (rank - labels.dim()) + tuple(labels.shape))
+    lead = labels.shape[:-2]
+    labels = labels.expand(*[b if s == 1 else s for s, b in zip(lead, batch)], *labels.shape[-2:])
+    return labels.reshape(int(torch.Size(batch).numel()), -1)
+
+
+def join_heads(ctx, node: fx.Node, operands: list, rank: int, spans: list[bool]) -> torch.Tensor:
+    """One class per position of the leading `rank - 2` dims over all operands; returns the
+    output labels ([batch label shape..., 1, 1]). `spans[i]`: operand i has real extent along the
+    labelled batch dims, so a position it holds without labels cannot be removed."""
+    labels = [ctx.labels(op) if isinstance(op, fx.Node) else op for op in operands]
+    labels = [x.reshape((1,) * (rank - x.dim()) + tuple(x.shape)) for x in labels]
+    batch = tuple(max(x.shape[d] for x in labels) for d in range(rank - 2))
+    rows = [_batch_rows(x, batch) for x in labels]
+    state = ctx.state
+    joined = torch.full((len(rows[0]),), -1, dtype=torch.long)
+    for p in range(len(joined)):
+        values = torch.cat([r[p] for r in rows])
+        found = values[values >= 0]
+        if found.numel() == 0:
+            continue
+        state.uf.union_all(found)
+        state.attention.update(torch.unique(found).tolist())
+        if any(s and bool((r[p] < 0).any()) for r, s in zip(rows, spans)):
+            state.block(found, f"{node.target} in module {ctx.module(node)!r} reads a head without prunable "
+                               f"channels beside prunable ones; that head is not pruned")
+        joined[p] = int(found[0])
+    return state.uf.canonical(joined).reshape(*batch, 1, 1)
+
+
+def _spans(ctx, arg, batch_rank: int) -> bool:
+    shape = ctx.shape(arg) if isinstance(arg, fx.Node) else ()
+    return any(s > 1 for s in shape[:len(shape) - 2][-batch_rank:]) if batch_rank else True
+
+
+@rule("scaled_dot_product_attention", "_scaled_dot_product_flash_attention_for_cpu",
+      "_scaled_dot_product_efficient_attention", "_scaled_dot_product_flash_attention")
+def scaled_dot_product_attention(node, ctx):
+    query, key, value = node.args[:3]
+    mask = node.args[3] if len(node.args) > 3 else node.kwargs.get("attn_mask")
+    rank = out_rank(node) if isinstance(node.meta.get("val"), torch.Tensor) else len(ctx.shape(query))
+    operands = [query, key, value] + ([mask] if isinstance(mask, fx.Node) else [])
+    labels = [ctx.labels(op) for op in operands]
+    q_heads = ctx.shape(query)[-3] if rank >= 3 else 1
+    for i in (1, 2):  # grouped-query attention inside the op: key/value head g serves q_heads / kv_heads heads
+        kv_heads = ctx.shape(operands[i])[-3] if rank >= 3 else 1
+        if kv_heads != q_heads and labels[i].dim() >= 3 and labels[i].shape[-3] > 1:
+            labels[i] = labels[i].repeat_interleave(q_heads // kv_heads, dim=-3)
+    spans = [_spans(ctx, op, rank - 2) for op in operands]
+    if len(spans) == 4:  # a mask broadcast over heads is not sliced; one with a head dim is
+        spans[3] = len(ctx.shape(mask)) >= 3 and ctx.shape(mask)[-3] > 1
+    out = join_heads(ctx, node, labels, rank, spans)
+    val = node.meta.get("val")
+    if isinstance(val, (list, tuple)):  # fused kernels also return statistics
+        return [out] + [free(v.dim()) if isinstance(v, torch.Tensor) else free(0) for v in val[1:]]
+    return out
+
+
+@rule("matmul", "bmm", "mm")
+def matmul(node, ctx):
+    """A product of two activations is attention-like (scores, or scores times values); a product
+    with a parameter matrix is a linear layer (see rules.linear_like)."""
+    a, b = node.args[:2]
+    if ctx.tensor_name(b) is not None and len(ctx.shape(b)) == 2 and ctx.tensor_name(a) is None:
+        return linear_like(node, ctx, a, b, None, transposed=True)
+    rank = out_rank(node)
+    if rank < 2 or len(ctx.shape(a)) < 2 or len(ctx.shape(b)) < 2:
+        return _opaque(node, ctx)
+    return join_heads(ctx, node, [a, b], rank, [_spans(ctx, a, rank - 2), _spans(ctx, b, rank - 2)])
+
+
+def _opaque(node, ctx):
+    return ctx.unknown(node, f"{node.target} on vectors (module {ctx.module(node)!r}) is not understood")
