@@ -180,6 +180,7 @@ class Pruner:
         self._check_usable()
         self.target.speed_up(self.model, self.layers)
         self._sped_up = True
+        self.report.extra.update(self.target.report_notes(self.layers))
         self.report.params = count_params(self.model)
         self.report.flops = self._flops()
         return self.model

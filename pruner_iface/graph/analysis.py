@@ -19,8 +19,10 @@ from .trace import TracedModel, module_path, op_name, trace
 class Propagation:
     """The context rules see: labels, shapes and parameter names of fx nodes."""
 
-    def __init__(self, traced: TracedModel):
+    def __init__(self, traced: TracedModel, protect_outputs: bool = True):
         self.traced = traced
+        self.protect_outputs = protect_outputs
+        self.outputs: list[torch.Tensor] = []  # labels of each output tensor, in order
         self.state = LabelState()
         self.values: dict[str, Any] = {}
 
@@ -59,9 +61,11 @@ class Propagation:
                 self.values[node.name] = self._apply(node)
             elif node.op == "output":
                 for leaf in pytree.tree_leaves(node.args):
-                    if isinstance(leaf, fx.Node):
-                        for labels in pytree.tree_leaves(self.labels(leaf)):
-                            self.state.block(labels)
+                    labels = self.labels(leaf) if isinstance(leaf, fx.Node) else free(0)
+                    self.outputs.append(labels if isinstance(labels, torch.Tensor) else free(0))
+                    if self.protect_outputs:
+                        for one in pytree.tree_leaves(labels):
+                            self.state.block(one)
         return self.state
 
     def _apply(self, node: fx.Node):
@@ -105,7 +109,9 @@ class ChannelGroup:
 
     members: list[Member]
     producers: tuple[str, ...]
-    approximate: bool = False
+    approximate: bool = False  # normalised together with other channels (LayerNorm, RMSNorm)
+    attention: bool = False    # an attention head (or a key/value head with its query heads)
+    label: int = -1            # its class in the analysis (see DependencyGraph.heads)
 
 
 @dataclass
@@ -113,19 +119,23 @@ class DependencyGraph:
     traced: TracedModel
     groups: list[ChannelGroup]
     warnings: list[str] = field(default_factory=list)
+    heads: dict[str, list[int]] = field(default_factory=dict)  # attention module -> group label per query head
+    outputs: list[torch.Tensor] = field(default_factory=list)  # group label per position of each output
 
 
 def build_dependency_graph(model: nn.Module, example_inputs: Any, warn: bool = True,
-                           tracer: str = "auto") -> DependencyGraph:
+                           tracer: str = "auto", protect_outputs: bool = True) -> DependencyGraph:
     """Trace `model` (see `trace` for `tracer`) and find its coupled channel groups (units of the
-    `channel` target)."""
+    `channel` target). With `protect_outputs`, channels that reach a model output are kept."""
     traced = trace(model, example_inputs, tracer)
-    state = Propagation(traced).run()
+    propagation = Propagation(traced, protect_outputs)
+    state = propagation.run()
     _join_repeated_uses(state)
     state.settle()
     roots = state.uf.roots()
     blocked = set(roots[list(state.blocked)].tolist()) if state.blocked else set()
     approximate = set(roots[list(state.approximate)].tolist()) if state.approximate else set()
+    attention = set(roots[list(state.attention)].tolist()) if state.attention else set()
     producers: dict[int, set[str]] = {}
     origin = state.uf.origin_of()
     made = np.flatnonzero(origin >= 0)
@@ -140,14 +150,17 @@ def build_dependency_graph(model: nn.Module, example_inputs: Any, warn: bool = T
                 if root >= 0:
                     members.setdefault(root, []).append(Member(s.tensor, dim, idx))
     groups = [
-        ChannelGroup(members[r], tuple(sorted(producers[r])), r in approximate)
+        ChannelGroup(members[r], tuple(sorted(producers[r])), r in approximate, r in attention, r)
         for r in sorted(members)
         if r in producers and r not in blocked
     ]
+    outputs = [torch.where(x >= 0, roots[x.clamp_min(0)], -1) for x in propagation.outputs]
+    heads = {module: max((torch.where(h >= 0, roots[h.clamp_min(0)], -1).tolist() for h in per_op), key=len)
+             for module, per_op in state.heads.items()}
     if warn:
         for message in state.warnings:
             warnings.warn(f"pruner_iface graph: {message}", stacklevel=2)
-    return DependencyGraph(traced, groups, list(state.warnings))
+    return DependencyGraph(traced, groups, list(state.warnings), heads, outputs)
 
 
 def _join_repeated_uses(state: LabelState) -> None:

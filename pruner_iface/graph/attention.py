@@ -46,6 +46,8 @@ def join_heads(ctx, node: fx.Node, operands: list, rank: int, spans: list[bool])
             state.block(found, f"{node.target} in module {ctx.module(node)!r} reads a head without prunable "
                                f"channels beside prunable ones; that head is not pruned")
         joined[p] = int(found[0])
+    if sum(b > 1 for b in batch) == 1:  # one head axis: remember the heads of this attention
+        state.heads.setdefault(ctx.module(node), []).append(joined)
     return state.uf.canonical(joined).reshape(*batch, 1, 1)
 
 

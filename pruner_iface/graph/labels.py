@@ -140,6 +140,7 @@ class LabelState:
     warnings: list[str] = field(default_factory=list)
     whole: list[tuple[torch.Tensor, tuple[int, ...], str]] = field(default_factory=list)
     grids: list[torch.Tensor] = field(default_factory=list)  # [rows, inner] label grids of split views
+    heads: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # attention module -> label per head
 
     def require_whole(self, labels: torch.Tensor, dims, reason: str) -> None:
         """Along `dims`, a unit may remove all of a row or none of it (a fixed slice, a constant

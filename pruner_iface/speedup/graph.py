@@ -17,6 +17,7 @@ from torch import nn
 from ..errors import SpeedUpError
 from ..inputs import eval_mode, normalize_inputs, output_tensors
 from ..masks import get_mask, mask_name, refresh_hooks, remove_mask
+from .transformer import head_counts, update_attention, update_config
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -24,8 +25,18 @@ _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm1d, nn.
           nn.SyncBatchNorm)
 
 
-def shrink_groups(model: nn.Module, groups: list, example_inputs: Any) -> nn.Module:
-    """Remove every member slice of `groups` from `model` (in place) and return it."""
+APPROXIMATE_LIMIT = 1.0  # normalisation over pruned channels: measured and reported, gross errors refused
+
+
+def shrink_groups(model: nn.Module, groups: list, example_inputs: Any,
+                  heads: dict[str, list[int]] | None = None, outputs: list | None = None,
+                  widths: dict[str, int] | None = None) -> float:
+    """Remove every member slice of `groups` from `model` (in place); return the measured largest
+    difference of the shrunk model's outputs from the masked model's (relative). `heads`
+    (attention module -> group label per query head) drives head-count attribute updates;
+    `outputs` (group label per position of each output) says which output positions go, where
+    outputs are not protected; `widths` ("intermediate"/"hidden" -> the kept width shared by
+    every such layer) is what a Hugging Face config records."""
     removed: dict[str, dict[int, set[int]]] = {}
     for group in groups:
         for m in group.members:
@@ -46,17 +57,23 @@ def shrink_groups(model: nn.Module, groups: list, example_inputs: Any) -> nn.Mod
             keep[dim] = kept
         plan.append((holders[id(tensor)], keep))  # a tied tensor is replaced in every module holding it
     approximate = any(g.approximate for g in groups)
-    expected = _outputs(model, example_inputs)
+    pruned_labels = {g.label for g in groups}
+    expected = _kept_outputs(_outputs(model, example_inputs), outputs or [], pruned_labels)
     modules = {id(m): m for owners, _ in plan for m, _ in owners}
     saved = {mid: (dict(m._parameters), dict(m._buffers), dict(vars(m))) for mid, m in modules.items()}
+    counts = head_counts(heads or {}, pruned_labels)
+    attention_saved: dict = {}
+    config_saved: dict = {}
     try:
         for owners, keep in plan:
             _slice(owners, keep)
         for mid, module in modules.items():
             update_attributes(module, sizes_of(saved[mid][2]))
             refresh_hooks(module)
+        attention_saved = update_attention(model, counts)
+        config_saved = update_config(model, counts, widths or {})
         difference = _difference(expected, _outputs(model, example_inputs))
-        if difference > (0.1 if approximate else 1e-4):
+        if difference > (APPROXIMATE_LIMIT if approximate else 1e-4):
             raise SpeedUpError(f"the shrunk model's outputs differ from the masked model's by {difference:.2e} "
                                f"(relative); a coupling was not understood")
     except Exception as exc:
@@ -68,6 +85,10 @@ def shrink_groups(model: nn.Module, groups: list, example_inputs: Any) -> nn.Mod
             module._buffers.update(buffers)
             vars(module).update({k: v for k, v in attrs.items() if not k.startswith("_")})
             refresh_hooks(module)
+        for module, attrs in attention_saved.items():
+            vars(module).update(attrs)
+        for key, value in config_saved.items():
+            setattr(model.config, key, value)
         raise SpeedUpError(
             f"speed_up was undone, the model is as it was: {type(exc).__name__}: {exc}. If the model's code "
             f"hard-codes a channel count, exclude the modules around it"
@@ -80,7 +101,7 @@ def shrink_groups(model: nn.Module, groups: list, example_inputs: Any) -> nn.Mod
             mask = get_mask(module, attr)
             if mask is not None and bool(mask.all()):
                 remove_mask(module, attr)
-    return model
+    return difference
 
 
 def _holders(model: nn.Module) -> dict[int, list[tuple[nn.Module, str]]]:
@@ -134,6 +155,21 @@ def _outputs(model: nn.Module, example_inputs: Any) -> list:
     return [t.detach().clone() for t in output_tensors(out)]
 
 
+def _kept_outputs(values: list, labels: list, pruned: set[int]) -> list:
+    """The masked model's outputs without the positions that pruned groups remove."""
+    if len(labels) != len(values) or not pruned:
+        return values
+    out = []
+    for value, lab in zip(values, labels):
+        for dim in range(min(value.dim(), lab.dim())):
+            if lab.shape[dim] > 1:
+                along = lab.movedim(dim, 0).reshape(lab.shape[dim], -1)[:, 0]
+                keep = torch.tensor([i for i, root in enumerate(along.tolist()) if root not in pruned])
+                value = value.index_select(dim, keep)
+        out.append(value)
+    return out
+
+
 def sizes_of(attrs: dict) -> dict:
     return {k: attrs[k] for k in ("in_channels", "out_channels", "groups", "num_groups", "num_channels") if k in attrs}
 
@@ -167,3 +203,6 @@ def update_attributes(module: nn.Module, old: dict) -> None:
         module.num_embeddings, module.embedding_dim = w.shape
     elif isinstance(module, nn.PReLU):
         module.num_parameters = w.shape[0]
+    elif isinstance(getattr(module, "nf", None), int) and isinstance(getattr(module, "nx", None), int) \
+            and w is not None and w.dim() == 2:  # Hugging Face Conv1D: weight [nx, nf]
+        module.nx, module.nf = w.shape

@@ -9,7 +9,7 @@ slice makes the masked model compute what the shrunk model will.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import torch
 from torch import nn
@@ -158,6 +158,9 @@ class Channel(Target):
     round_to: int = 1
     tracer: str = "auto"
 
+    protect_outputs: ClassVar[bool] = True  # channels reaching a model output are kept
+    unit_kind: ClassVar[str] = "channel group"
+
     supported_types = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
                        nn.ConvTranspose3d, nn.Embedding)
     structured = True
@@ -176,27 +179,45 @@ class Channel(Target):
         from ..graph import build_dependency_graph
 
         selected = {name for name, _ in select_modules(model, self._types, include, exclude)}
-        graph = build_dependency_graph(model, example_inputs, tracer=self.tracer)
+        graph = build_dependency_graph(model, example_inputs, tracer=self.tracer,
+                                       protect_outputs=self.protect_outputs)
         by_producers: dict[tuple[str, ...], list] = {}
         for group in graph.groups:
-            if all(p in selected for p in group.producers):
+            if self.wants(group) and all(p in selected for p in group.producers):
                 by_producers.setdefault(group.producers, []).append(group)
         layers = [GroupLayer("+".join(key), model, groups, self.round_to)
                   for key, groups in by_producers.items() if len(groups) > 1]
         if not layers:
-            raise ConfigError("the channel target found no prunable channel group among the selected modules")
+            raise ConfigError(f"the {self.registered_name} target found no prunable {self.unit_kind} among the selected modules"
+                              + (f" (graph: {'; '.join(graph.warnings[:3])})" if graph.warnings else ""))
         self.graph = graph
         self._example_inputs = example_inputs
         return layers
 
+    def wants(self, group) -> bool:
+        """Which kind of coupled group this target prunes (all, for `channel`)."""
+        return True
+
     def report_notes(self, layers):
         approximate = sum(int(p) for layer in layers for g, p in zip(layer.groups, layer.current_pruned())
                           if g.approximate)
-        return {"tracer": self.graph.traced.tracer, "graph_warnings": list(self.graph.warnings),
-                "pruned_groups_normalised_with_kept_channels": approximate}
+        notes = {"tracer": self.graph.traced.tracer, "graph_warnings": list(self.graph.warnings),
+                 "pruned_groups_normalised_with_kept_channels": approximate}
+        if getattr(self, "_difference", None) is not None:
+            notes["speed_up_max_relative_difference"] = self._difference
+        return notes
 
     def speed_up(self, model, layers):
         from ..speedup.graph import shrink_groups
 
         pruned = [g for layer in layers for g, p in zip(layer.groups, layer.current_pruned()) if p]
-        return shrink_groups(model, pruned, self._example_inputs)
+        kept: dict[str, set[int]] = {"intermediate": set(), "hidden": set()}
+        for layer in layers:
+            group = layer.groups[0]
+            kind = None if group.attention else "hidden" if group.approximate else "intermediate"
+            if kind:
+                kept[kind].add(layer.num_units - int(layer.current_pruned().sum()))
+        widths = {kind: sizes.pop() for kind, sizes in kept.items() if len(sizes) == 1}
+        self._difference = shrink_groups(model, pruned, self._example_inputs, self.graph.heads, self.graph.outputs,
+                                         widths)
+        return model

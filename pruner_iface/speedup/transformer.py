@@ -1,0 +1,103 @@
+"""Speed-up for attention and Hugging Face models: after the tensors are sliced, bring head
+counts and widths held as module attributes, and the model's config, in line with them.
+
+Head counts are found in the graph (one label per query head of each attention op), not from
+class names; the attributes updated are the ones a module reads in forward (num_heads,
+num_key_value_heads, all_head_size, split_size, ...), and only where their value is the old one.
+A Hugging Face config is updated only if the updated config rebuilds exactly the shrunk shapes
+(checked by building the model on the meta device); otherwise it is left as it was and
+`pi.save_pruned` / `pi.load_pruned` carry the per-layer sizes.
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+QUERY_HEADS = ("num_heads", "num_attention_heads", "n_heads", "n_head")
+KV_HEADS = ("num_key_value_heads", "num_kv_heads", "n_kv_heads")
+WIDTHS = ("all_head_size", "inner_dim", "split_size")
+CONFIG_WIDTHS = {"intermediate": ("intermediate_size", "n_inner", "d_ff", "ffn_dim", "encoder_ffn_dim"),
+                 "hidden": ("hidden_size", "n_embd", "d_model", "dim")}
+
+
+def head_counts(heads: dict[str, list[int]], pruned: set[int]) -> dict[str, tuple[int, int]]:
+    """(old, new) query-head count of every attention module that loses heads."""
+    out = {}
+    for module, labels in heads.items():
+        new = sum(1 for label in labels if label not in pruned)
+        if new != len(labels):
+            out[module] = (len(labels), new)
+    return out
+
+
+def update_attention(model: nn.Module, counts: dict[str, tuple[int, int]]) -> dict[nn.Module, dict[str, Any]]:
+    """Set the head-count and width attributes of each attention module; returns the old values."""
+    saved: dict[nn.Module, dict[str, Any]] = {}
+    for path, (old, new) in counts.items():
+        module = model.get_submodule(path)
+        n_rep = getattr(module, "num_key_value_groups", 1)
+        n_rep = n_rep if isinstance(n_rep, int) and n_rep > 0 else 1
+        changes = {name: new for name in QUERY_HEADS if getattr(module, name, None) == old}
+        changes.update({name: new // n_rep for name in KV_HEADS if getattr(module, name, None) == old // n_rep})
+        for name in WIDTHS:
+            value = getattr(module, name, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value % old == 0:
+                changes[name] = value // old * new
+        saved[module] = {name: getattr(module, name) for name in changes}
+        for name, value in changes.items():
+            setattr(module, name, value)
+    return saved
+
+
+def update_config(model: nn.Module, counts: dict[str, tuple[int, int]], widths: dict[str, int]) -> dict:
+    """Update a Hugging Face `model.config` where it can express the shrunk model (uniform sizes);
+    `widths` maps "intermediate" / "hidden" to the one kept width of every such layer. Returns
+    the old values of what changed (empty when nothing could be or had to be)."""
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "to_dict"):
+        return {}
+    changes: dict[str, int] = {}
+    if counts and len({new for _, new in counts.values()}) == 1:
+        (old_q, new_q), = set(counts.values())
+        if getattr(config, "num_attention_heads", None) == old_q:
+            changes["num_attention_heads"] = new_q
+            kv = getattr(config, "num_key_value_heads", None)
+            if isinstance(kv, int) and kv and old_q % kv == 0:
+                changes["num_key_value_heads"] = new_q // (old_q // kv)
+    for kind, width in widths.items():
+        key = next((k for k in CONFIG_WIDTHS[kind] if hasattr(config, k)
+                    and (getattr(config, k) is None or isinstance(getattr(config, k), int))), None)
+        if key is not None:
+            changes[key] = width
+    changed = {k: v for k, v in changes.items() if getattr(config, k) != v}
+    if not changed:
+        return {}
+    shapes = {name: p.shape for name, p in model.state_dict().items()}
+    saved = {k: getattr(config, k) for k in changed}
+    for k, v in changed.items():
+        setattr(config, k, v)
+    if not _config_rebuilds(model, shapes):
+        for k, v in saved.items():
+            setattr(config, k, v)
+        warnings.warn(f"pruner_iface: the pruned {type(model).__name__} has sizes its config cannot express "
+                      f"(per-layer counts, or head widths derived from hidden_size); its config is unchanged: "
+                      f"save it with pi.save_pruned and load it with pi.load_pruned", stacklevel=3)
+        return {}
+    return saved
+
+
+def _config_rebuilds(model: nn.Module, shapes: dict[str, torch.Size]) -> bool:
+    """Does `type(model)(model.config)` have exactly these parameter and buffer shapes?"""
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fresh = type(model)(copy.deepcopy(model.config))
+    except Exception:
+        return False
+    rebuilt = {name: p.shape for name, p in fresh.state_dict().items()}
+    return all(rebuilt.get(name) == shape for name, shape in shapes.items() if name in rebuilt) and \
+        set(rebuilt) >= {n for n in shapes if not n.endswith("_mask")}
