@@ -2,7 +2,8 @@
 
 The file holds only tensors, strings and integers (loadable with ``torch.load(weights_only=True)``),
 so no code is pickled: the user constructs the original architecture, and :func:`load_pruned`
-shrinks it to the saved shapes, updates module size attributes, and loads the weights.
+shrinks it to the saved shapes, updates module size attributes (and the head counts and widths
+that attention modules and a Hugging Face config hold), and loads the weights.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .errors import InputError
 from .masks import masked_params, set_mask
 from .speedup.graph import sizes_of, update_attributes
 from .speedup.rows import KeptRows
+from .speedup.transformer import apply_size_attributes, size_attributes
 
 FORMAT = "pruner_iface.pruned/1"
 
@@ -27,7 +29,7 @@ def save_pruned(model: nn.Module, path: str | os.PathLike) -> None:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     masked = [f"{name}.{param}" if name else param for name, _, param, _ in masked_params(model)]
     torch.save({"format": FORMAT, "shapes": {k: list(v.shape) for k, v in state.items()},
-                "masked": masked, "state_dict": state}, os.fspath(path))
+                "masked": masked, "state_dict": state, "attributes": size_attributes(model)}, os.fspath(path))
 
 
 def load_pruned(path: str | os.PathLike, model: nn.Module) -> nn.Module:
@@ -62,6 +64,7 @@ def load_pruned(path: str | os.PathLike, model: nn.Module) -> nn.Module:
         store[attr] = replaced[id(current)]
     for module, old in touched.values():
         update_attributes(module, old)
+    apply_size_attributes(model, saved.get("attributes", {}))
     model.load_state_dict(state, strict=True)
     for name in masked:
         path_, _, attr = name.rpartition(".")

@@ -101,3 +101,27 @@ def _config_rebuilds(model: nn.Module, shapes: dict[str, torch.Size]) -> bool:
     rebuilt = {name: p.shape for name, p in fresh.state_dict().items()}
     return all(rebuilt.get(name) == shape for name, shape in shapes.items() if name in rebuilt) and \
         set(rebuilt) >= {n for n in shapes if not n.endswith("_mask")}
+
+
+SIZE_ATTRIBUTES = QUERY_HEADS + KV_HEADS + WIDTHS + ("num_key_value_groups",)
+CONFIG_KEYS = ("num_attention_heads", "num_key_value_heads") + tuple(k for ks in CONFIG_WIDTHS.values() for k in ks)
+
+
+def size_attributes(model: nn.Module) -> dict[str, dict[str, int]]:
+    """The head counts and widths held as attributes ("" for the config), for save_pruned."""
+    out = {name: {a: v for a in SIZE_ATTRIBUTES if isinstance(v := getattr(module, a, None), int)}
+           for name, module in model.named_modules()}
+    out = {f"module:{k}": v for k, v in out.items() if v}
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "to_dict"):
+        out["config"] = {k: v for k in CONFIG_KEYS if hasattr(config, k) and isinstance(v := getattr(config, k), int)}
+    return out
+
+
+def apply_size_attributes(model: nn.Module, spec: dict[str, dict[str, int]]) -> None:
+    for key, attrs in spec.items():
+        kind, _, name = key.partition(":")
+        target = getattr(model, "config", None) if kind == "config" else model.get_submodule(name)
+        if target is not None:
+            for attr, value in attrs.items():
+                setattr(target, attr, value)

@@ -1,0 +1,123 @@
+"""head / mlp / hidden targets on small random-init transformers: masked == shrunk for heads and
+MLP neurons, hidden width measured; attributes and configs follow; save/reload; generate."""
+import warnings
+
+import pytest
+import torch
+from hf_zoo import HF_ZOO, LANGUAGE_MODELS, build
+
+import pruner_iface as pi
+from pruner_iface.inputs import normalize_inputs, output_tensors
+
+
+def first_output(model, inputs):
+    args, kwargs = normalize_inputs(inputs)
+    with torch.no_grad():
+        return output_tensors(model(*args, **kwargs))[0]
+
+
+def prune(name, target, amount, metric="l1"):
+    model, x = build(name)
+    dense = first_output(model, x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pruner = pi.Pruner(model, x, target=target, metric=metric, objective={"name": "sparsity", "target": amount})
+        report = pruner.run()
+        masked = first_output(model, x)
+        pruner.speed_up()
+    return model, x, pruner, report, dense, masked, first_output(model, x)
+
+
+CASES = [(name, "head", 0.5) for name in HF_ZOO if name != "torch_encoder"] + \
+        [(name, "mlp", 0.5) for name in HF_ZOO] + \
+        [(name, "head", 0.25) for name in ("bert", "gpt2", "t5", "timm_vit")]
+
+
+@pytest.mark.parametrize("name,target,amount", CASES)
+def test_heads_and_neurons_shrink_exactly(name, target, amount, tmp_path):
+    model, x, pruner, report, dense, masked, shrunk = prune(name, target, amount)
+    assert shrunk.shape == dense.shape
+    assert (masked - shrunk).abs().max().item() <= 1e-4 * max(1.0, masked.abs().max().item())
+    assert report.params < report.dense_params and pi.count_params(model) == report.params
+    kept = sum(row.units_kept for row in report.layers)
+    total = sum(row.units_total for row in report.layers)
+    assert total - kept >= amount * total - len(report.layers)  # within one unit per layer (rounded up)
+    pi.save_pruned(model, tmp_path / "pruned.pt")
+    fresh, _ = build(name, seed=5)
+    pi.load_pruned(tmp_path / "pruned.pt", fresh)
+    assert torch.equal(first_output(fresh, x), shrunk)
+
+
+def test_sparsity_half_of_heads_removes_half_of_the_query_heads():
+    model, x, pruner, *_ = prune("bert", "head", 0.5)
+    for layer in model.encoder.layer:
+        attention = layer.attention.self
+        assert attention.num_attention_heads == 2 and attention.all_head_size == 16
+        assert attention.query.out_features == attention.key.out_features == attention.value.out_features == 16
+        assert layer.attention.output.dense.in_features == 16
+
+
+def test_grouped_query_attention_unit_is_a_kv_head_with_its_query_heads_and_config_follows(tmp_path):
+    model, x, pruner, report, dense, masked, shrunk = prune("llama", "head", 0.5)
+    for layer in model.model.layers:
+        attention = layer.self_attn
+        assert attention.q_proj.out_features == 2 * attention.head_dim
+        assert attention.k_proj.out_features == attention.v_proj.out_features == attention.head_dim
+        assert attention.num_key_value_groups == 2
+    assert model.config.num_attention_heads == 2 and model.config.num_key_value_heads == 1
+    model.save_pretrained(tmp_path)
+    import transformers
+
+    reloaded = transformers.LlamaForCausalLM.from_pretrained(tmp_path).eval()
+    assert torch.equal(first_output(reloaded, x), shrunk)
+
+
+@pytest.mark.parametrize("name", LANGUAGE_MODELS)
+def test_pruned_language_models_still_generate(name):
+    model, x, *_ = prune(name, "head", 0.5)
+    prune_mlp = pi.Pruner(model, x, target="mlp", metric="l2", objective={"name": "sparsity", "target": 0.5})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prune_mlp.run()
+        prune_mlp.speed_up()
+    out = model.generate(x[0][:1], max_new_tokens=4, do_sample=False, pad_token_id=0)
+    assert out.shape == (1, x[0].shape[1] + 4)
+
+
+@pytest.mark.parametrize("name", ["bert", "llama", "gpt2", "t5", "vit", "timm_vit"])
+def test_hidden_width_is_coupled_everywhere_and_its_difference_reported(name, tmp_path):
+    model, x, pruner, report, dense, masked, shrunk = prune(name, "hidden", 0.25)
+    difference = report.extra["speed_up_max_relative_difference"]
+    assert 0 <= difference < 1.0
+    width = {m.weight.shape[-1] for m in model.modules() if "Norm" in type(m).__name__}
+    assert width == {24}  # every normalisation shrank with the stream
+    if name in ("bert", "t5", "vit"):  # encoders return the hidden state itself, narrower
+        assert shrunk.shape[-1] == 24 and dense.shape[-1] == 32
+    else:
+        assert shrunk.shape == dense.shape
+    pi.save_pruned(model, tmp_path / "pruned.pt")
+    fresh, _ = build(name, seed=5)
+    pi.load_pruned(tmp_path / "pruned.pt", fresh)
+    assert torch.equal(first_output(fresh, x), shrunk)
+
+
+def test_tied_embedding_and_lm_head_shrink_together():
+    model, x, *_ = prune("gpt2", "hidden", 0.25)
+    assert model.lm_head.weight is model.transformer.wte.weight
+    assert model.transformer.wte.weight.shape == (96, 24) and model.lm_head.in_features == 24
+
+
+def test_config_that_cannot_express_pruned_heads_is_left_alone_with_a_warning():
+    model, x = build("bert")
+    pruner = pi.Pruner(model, x, target="head", metric="l1", objective={"name": "sparsity", "target": 0.5})
+    pruner.run()
+    with pytest.warns(UserWarning, match="save_pruned"):
+        pruner.speed_up()
+    assert model.config.num_attention_heads == 4  # head size is derived from hidden_size / heads in BERT
+
+
+def test_model_without_attention_has_no_heads_to_prune():
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+    with pytest.raises(pi.errors.ConfigError, match="head target found no prunable attention head"):
+        pi.Pruner(model, (torch.randn(2, 8),), target="head", metric="l1",
+                  objective={"name": "sparsity", "target": 0.5})
