@@ -103,7 +103,8 @@ class Allocator(ABC):
         lows, highs = self.bounds(layers, already)
         counts = [layer.legal_count(min(max(c, lo), hi)) for layer, c, lo, hi in zip(layers, proposal.counts, lows, highs)]
         known = proposal.sets or [None] * len(counts)
-        sets = [chosen if c == raw else None for c, raw, chosen in zip(counts, proposal.counts, known)]
+        sets = [chosen if c == raw and chosen is not None and layer.free_choice else layer.choose(scores, c)
+                for layer, scores, c, raw, chosen in zip(layers, unit_scores, counts, proposal.counts, known)]
         return Proposal(counts, sets)
 
 

@@ -10,6 +10,7 @@ import torch
 from torch import fx, nn
 from torch.utils import _pytree as pytree
 
+from ..errors import InputError
 from .labels import LabelState, Slice, free
 from . import attention  # noqa: F401  (registers the attention rules)
 from .rules import RULES
@@ -19,9 +20,10 @@ from .trace import TracedModel, module_path, op_name, trace
 class Propagation:
     """The context rules see: labels, shapes and parameter names of fx nodes."""
 
-    def __init__(self, traced: TracedModel, protect_outputs: bool = True):
+    def __init__(self, traced: TracedModel, protect_outputs: bool = True, gqa: str = "query"):
         self.traced = traced
         self.protect_outputs = protect_outputs
+        self.gqa = gqa  # grouped-query attention units: "query" heads, or "kv" heads with their query heads
         self.outputs: list[torch.Tensor] = []  # labels of each output tensor, in order
         self.state = LabelState()
         self.values: dict[str, Any] = {}
@@ -115,20 +117,33 @@ class ChannelGroup:
 
 
 @dataclass
+class AttentionHeads:
+    """The query heads of one attention module: each one's group label (-1: not prunable) and
+    the key/value head it reads (grouped-query attention; one per query head otherwise)."""
+
+    labels: list[int]
+    kv_groups: list[int]
+
+
+@dataclass
 class DependencyGraph:
     traced: TracedModel
     groups: list[ChannelGroup]
     warnings: list[str] = field(default_factory=list)
-    heads: dict[str, list[int]] = field(default_factory=dict)  # attention module -> group label per query head
+    heads: dict[str, AttentionHeads] = field(default_factory=dict)  # per attention module
     outputs: list[torch.Tensor] = field(default_factory=list)  # group label per position of each output
 
 
 def build_dependency_graph(model: nn.Module, example_inputs: Any, warn: bool = True,
-                           tracer: str = "auto", protect_outputs: bool = True) -> DependencyGraph:
+                           tracer: str = "auto", protect_outputs: bool = True, gqa: str = "query") -> DependencyGraph:
     """Trace `model` (see `trace` for `tracer`) and find its coupled channel groups (units of the
-    `channel` target). With `protect_outputs`, channels that reach a model output are kept."""
+    `channel` target). With `protect_outputs`, channels that reach a model output are kept;
+    `gqa` says what a unit of grouped-query attention is (see graph/attention.py)."""
+    if gqa not in ("query", "kv"):
+        raise InputError(f"gqa must be 'query' (query heads, evenly per key/value group) or 'kv' (a key/value "
+                         f"head with its query heads); got {gqa!r}")
     traced = trace(model, example_inputs, tracer)
-    propagation = Propagation(traced, protect_outputs)
+    propagation = Propagation(traced, protect_outputs, gqa)
     state = propagation.run()
     _join_repeated_uses(state)
     state.settle()
@@ -155,8 +170,10 @@ def build_dependency_graph(model: nn.Module, example_inputs: Any, warn: bool = T
         if r in producers and r not in blocked
     ]
     outputs = [torch.where(x >= 0, roots[x.clamp_min(0)], -1) for x in propagation.outputs]
-    heads = {module: max((torch.where(h >= 0, roots[h.clamp_min(0)], -1).tolist() for h in per_op), key=len)
-             for module, per_op in state.heads.items()}
+    heads = {}
+    for module, per_op in state.heads.items():
+        labels, kv_groups = max(per_op, key=lambda entry: len(entry[0]))
+        heads[module] = AttentionHeads(torch.where(labels >= 0, roots[labels.clamp_min(0)], -1).tolist(), kv_groups)
     if warn:
         for message in state.warnings:
             warnings.warn(f"pruner_iface graph: {message}", stacklevel=2)

@@ -28,26 +28,39 @@ def _batch_rows(labels: torch.Tensor, batch: tuple[int, ...]) -> torch.Tensor:
 def join_heads(ctx, node: fx.Node, operands: list, rank: int, spans: list[bool]) -> torch.Tensor:
     """One class per position of the leading `rank - 2` dims over all operands; returns the
     output labels ([batch label shape..., 1, 1]). `spans[i]`: operand i has real extent along the
-    labelled batch dims, so a position it holds without labels cannot be removed."""
+    labelled batch dims, so a position it holds without labels cannot be removed.
+
+    Labels found at several positions belong to a key/value head shared by several query heads:
+    with `ctx.gqa == "kv"` they join those heads into one unit; with "query" they are kept out
+    (the key/value head stays) and each query head is its own unit."""
     labels = [ctx.labels(op) if isinstance(op, fx.Node) else op for op in operands]
     labels = [x.reshape((1,) * (rank - x.dim()) + tuple(x.shape)) for x in labels]
     batch = tuple(max(x.shape[d] for x in labels) for d in range(rank - 2))
     rows = [_batch_rows(x, batch) for x in labels]
     state = ctx.state
-    joined = torch.full((len(rows[0]),), -1, dtype=torch.long)
-    for p in range(len(joined)):
-        values = torch.cat([r[p] for r in rows])
-        found = values[values >= 0]
+    per_position = [torch.unique(torch.cat([r[p] for r in rows])) for p in range(len(rows[0]))]
+    per_position = [v[v >= 0] for v in per_position]
+    values, counts = torch.unique(torch.cat(per_position), return_counts=True) if per_position else (None, None)
+    shared = set(values[counts > 1].tolist()) if values is not None and len(per_position) > 1 else set()
+    joined = torch.full((len(per_position),), -1, dtype=torch.long)
+    kv_group: dict[frozenset, int] = {}
+    groups = []
+    for p, found in enumerate(per_position):
+        own = frozenset(v for v in found.tolist() if v in shared)
+        groups.append(kv_group.setdefault(own, len(kv_group)))
+        if ctx.gqa == "query" and own:
+            state.block(torch.tensor(sorted(own)))  # a shared key/value head is kept whole
+            found = torch.tensor([v for v in found.tolist() if v not in own], dtype=torch.long)
         if found.numel() == 0:
             continue
         state.uf.union_all(found)
-        state.attention.update(torch.unique(found).tolist())
+        state.attention.update(found.tolist())
         if any(s and bool((r[p] < 0).any()) for r, s in zip(rows, spans)):
             state.block(found, f"{node.target} in module {ctx.module(node)!r} reads a head without prunable "
                                f"channels beside prunable ones; that head is not pruned")
         joined[p] = int(found[0])
     if sum(b > 1 for b in batch) == 1:  # one head axis: remember the heads of this attention
-        state.heads.setdefault(ctx.module(node), []).append(joined)
+        state.heads.setdefault(ctx.module(node), []).append((joined, groups))
     return state.uf.canonical(joined).reshape(*batch, 1, 1)
 
 

@@ -160,8 +160,11 @@ class LabelState:
                 for row in rows[1:]:
                     self.uf.union_tensors(rows[0], row)
         self.grids.clear()
+        blocked = set(self.uf.canonical(torch.tensor(sorted(self.blocked), dtype=torch.long)).tolist())
         for labels, dims, reason in self.whole:
             resolved = self.uf.canonical(labels)
+            if blocked and set(torch.unique(resolved[resolved >= 0]).tolist()) <= blocked:
+                continue  # already kept whole for another reason
             rest = [d for d in range(labels.dim()) if d not in dims]
             rows = resolved.permute(*rest, *dims).reshape(-1, int(torch.Size([labels.shape[d] for d in dims]).numel()))
             cut = (rows != rows[:, :1]).any(1)

@@ -29,11 +29,11 @@ APPROXIMATE_LIMIT = 1.0  # normalisation over pruned channels: measured and repo
 
 
 def shrink_groups(model: nn.Module, groups: list, example_inputs: Any,
-                  heads: dict[str, list[int]] | None = None, outputs: list | None = None,
+                  heads: dict | None = None, outputs: list | None = None,
                   widths: dict[str, int] | None = None) -> float:
     """Remove every member slice of `groups` from `model` (in place); return the measured largest
     difference of the shrunk model's outputs from the masked model's (relative). `heads`
-    (attention module -> group label per query head) drives head-count attribute updates;
+    (attention module -> graph.AttentionHeads) drives head-count attribute updates;
     `outputs` (group label per position of each output) says which output positions go, where
     outputs are not protected; `widths` ("intermediate"/"hidden" -> the kept width shared by
     every such layer) is what a Hugging Face config records."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,36 +25,47 @@ CONFIG_WIDTHS = {"intermediate": ("intermediate_size", "n_inner", "d_ff", "ffn_d
                  "hidden": ("hidden_size", "n_embd", "d_model", "dim")}
 
 
-def head_counts(heads: dict[str, list[int]], pruned: set[int]) -> dict[str, tuple[int, int]]:
-    """(old, new) query-head count of every attention module that loses heads."""
+@dataclass(frozen=True)
+class HeadCount:
+    """Query and key/value head counts of one attention module before and after pruning."""
+
+    old_q: int
+    new_q: int
+    old_kv: int
+    new_kv: int
+
+
+def head_counts(heads: dict, pruned: set[int]) -> dict[str, HeadCount]:
+    """Counts of every attention module (graph.AttentionHeads per module) that loses heads."""
     out = {}
-    for module, labels in heads.items():
-        new = sum(1 for label in labels if label not in pruned)
-        if new != len(labels):
-            out[module] = (len(labels), new)
+    for module, site in heads.items():
+        kept = [g for label, g in zip(site.labels, site.kv_groups) if label not in pruned]
+        if len(kept) != len(site.labels):
+            out[module] = HeadCount(len(site.labels), len(kept), len(set(site.kv_groups)), len(set(kept)))
     return out
 
 
-def update_attention(model: nn.Module, counts: dict[str, tuple[int, int]]) -> dict[nn.Module, dict[str, Any]]:
+def update_attention(model: nn.Module, counts: dict[str, HeadCount]) -> dict[nn.Module, dict[str, Any]]:
     """Set the head-count and width attributes of each attention module; returns the old values."""
     saved: dict[nn.Module, dict[str, Any]] = {}
-    for path, (old, new) in counts.items():
+    for path, c in counts.items():
         module = model.get_submodule(path)
-        n_rep = getattr(module, "num_key_value_groups", 1)
-        n_rep = n_rep if isinstance(n_rep, int) and n_rep > 0 else 1
-        changes = {name: new for name in QUERY_HEADS if getattr(module, name, None) == old}
-        changes.update({name: new // n_rep for name in KV_HEADS if getattr(module, name, None) == old // n_rep})
+        changes = {name: c.new_q for name in QUERY_HEADS if getattr(module, name, None) == c.old_q}
+        if c.old_kv != c.old_q:
+            changes.update({name: c.new_kv for name in KV_HEADS if getattr(module, name, None) == c.old_kv})
+        if getattr(module, "num_key_value_groups", None) == c.old_q // c.old_kv and c.new_kv:
+            changes["num_key_value_groups"] = c.new_q // c.new_kv
         for name in WIDTHS:
             value = getattr(module, name, None)
-            if isinstance(value, int) and not isinstance(value, bool) and value % old == 0:
-                changes[name] = value // old * new
+            if isinstance(value, int) and not isinstance(value, bool) and value % c.old_q == 0:
+                changes[name] = value // c.old_q * c.new_q
         saved[module] = {name: getattr(module, name) for name in changes}
         for name, value in changes.items():
             setattr(module, name, value)
     return saved
 
 
-def update_config(model: nn.Module, counts: dict[str, tuple[int, int]], widths: dict[str, int]) -> dict:
+def update_config(model: nn.Module, counts: dict[str, HeadCount], widths: dict[str, int]) -> dict:
     """Update a Hugging Face `model.config` where it can express the shrunk model (uniform sizes);
     `widths` maps "intermediate" / "hidden" to the one kept width of every such layer. Returns
     the old values of what changed (empty when nothing could be or had to be)."""
@@ -61,13 +73,12 @@ def update_config(model: nn.Module, counts: dict[str, tuple[int, int]], widths: 
     if config is None or not hasattr(config, "to_dict"):
         return {}
     changes: dict[str, int] = {}
-    if counts and len({new for _, new in counts.values()}) == 1:
-        (old_q, new_q), = set(counts.values())
-        if getattr(config, "num_attention_heads", None) == old_q:
-            changes["num_attention_heads"] = new_q
-            kv = getattr(config, "num_key_value_heads", None)
-            if isinstance(kv, int) and kv and old_q % kv == 0:
-                changes["num_key_value_heads"] = new_q // (old_q // kv)
+    if counts and len(set(counts.values())) == 1:
+        c = next(iter(counts.values()))
+        if getattr(config, "num_attention_heads", None) == c.old_q:
+            changes["num_attention_heads"] = c.new_q
+            if getattr(config, "num_key_value_heads", None) == c.old_kv:
+                changes["num_key_value_heads"] = c.new_kv
     for kind, width in widths.items():
         key = next((k for k in CONFIG_WIDTHS[kind] if hasattr(config, k)
                     and (getattr(config, k) is None or isinstance(getattr(config, k), int))), None)

@@ -16,6 +16,7 @@ from ..accounting import Removal
 from ..masks import get_mask
 from ..registry import Registry, check, construct
 from ..selection import DEFAULT_MODULE_TYPES, resolve_types, select_modules
+from ..selection_ops import lowest_k
 
 REDUCTIONS = ("sum", "mean", "max")
 
@@ -75,9 +76,16 @@ class TargetLayer(ABC):
         """Most units that may be pruned: every layer keeps at least one unit."""
         return self.num_units - 1
 
+    free_choice = True  # any set of `count` units is legal (see `choose`)
+
     def legal_count(self, count: int) -> int:
         """The unit count actually pruned for a requested `count` (e.g. rounded to channel multiples)."""
         return count
+
+    def choose(self, scores: torch.Tensor, count: int) -> torch.Tensor:
+        """Which `count` units to prune: the lowest-scoring ones, unless the layer constrains the
+        set (then `free_choice` is False and allocators' own picks are replaced by this)."""
+        return lowest_k(scores, count)
 
     @property
     def sparsity_total(self) -> int:

@@ -180,12 +180,12 @@ class Channel(Target):
 
         selected = {name for name, _ in select_modules(model, self._types, include, exclude)}
         graph = build_dependency_graph(model, example_inputs, tracer=self.tracer,
-                                       protect_outputs=self.protect_outputs)
+                                       protect_outputs=self.protect_outputs, **self.graph_options())
         by_producers: dict[tuple[str, ...], list] = {}
         for group in graph.groups:
             if self.wants(group) and all(p in selected for p in group.producers):
                 by_producers.setdefault(group.producers, []).append(group)
-        layers = [GroupLayer("+".join(key), model, groups, self.round_to)
+        layers = [self.make_layer("+".join(key), model, groups, graph)
                   for key, groups in by_producers.items() if len(groups) > 1]
         if not layers:
             raise ConfigError(f"the {self.registered_name} target found no prunable {self.unit_kind} among the selected modules"
@@ -197,6 +197,12 @@ class Channel(Target):
     def wants(self, group) -> bool:
         """Which kind of coupled group this target prunes (all, for `channel`)."""
         return True
+
+    def graph_options(self) -> dict:
+        return {}
+
+    def make_layer(self, name: str, model: nn.Module, groups: list, graph) -> TargetLayer:
+        return GroupLayer(name, model, groups, self.round_to)
 
     def report_notes(self, layers):
         approximate = sum(int(p) for layer in layers for g, p in zip(layer.groups, layer.current_pruned())

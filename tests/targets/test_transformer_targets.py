@@ -57,19 +57,71 @@ def test_sparsity_half_of_heads_removes_half_of_the_query_heads():
         assert layer.attention.output.dense.in_features == 16
 
 
-def test_grouped_query_attention_unit_is_a_kv_head_with_its_query_heads_and_config_follows(tmp_path):
+def test_grouped_query_attention_prunes_query_heads_evenly_per_kv_group_by_default(tmp_path):
     model, x, pruner, report, dense, masked, shrunk = prune("llama", "head", 0.5)
     for layer in model.model.layers:
         attention = layer.self_attn
-        assert attention.q_proj.out_features == 2 * attention.head_dim
-        assert attention.k_proj.out_features == attention.v_proj.out_features == attention.head_dim
-        assert attention.num_key_value_groups == 2
-    assert model.config.num_attention_heads == 2 and model.config.num_key_value_heads == 1
+        assert attention.q_proj.out_features == 2 * attention.head_dim  # half of the 4 query heads
+        assert attention.k_proj.out_features == attention.v_proj.out_features == 2 * attention.head_dim
+        assert attention.num_key_value_groups == 1 and attention.o_proj.in_features == 2 * attention.head_dim
+    assert model.config.num_attention_heads == 2 and model.config.num_key_value_heads == 2
     model.save_pretrained(tmp_path)
     import transformers
 
     reloaded = transformers.LlamaForCausalLM.from_pretrained(tmp_path).eval()
     assert torch.equal(first_output(reloaded, x), shrunk)
+
+
+def test_grouped_query_attention_kv_mode_removes_a_kv_head_with_its_query_heads(tmp_path):
+    model, x = build("llama")
+    pruner = pi.Pruner(model, x, target={"name": "head", "gqa": "kv"}, metric="l1",
+                       objective={"name": "sparsity", "target": 0.5})
+    pruner.run()
+    masked = first_output(model, x)
+    pruner.speed_up()
+    assert (masked - first_output(model, x)).abs().max().item() <= 1e-4 * max(1.0, masked.abs().max().item())
+    attention = model.model.layers[0].self_attn
+    assert attention.k_proj.out_features == attention.head_dim and attention.num_key_value_groups == 2
+    assert model.config.num_attention_heads == 2 and model.config.num_key_value_heads == 1
+
+
+def test_single_kv_head_keeps_it_and_prunes_query_heads_evenly():
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(vocab_size=64, hidden_size=48, num_hidden_layers=1, num_attention_heads=6,
+                                      num_key_value_heads=1, intermediate_size=32, max_position_embeddings=16)
+    model = transformers.LlamaForCausalLM(config).eval()
+    x = (torch.randint(0, 64, (2, 5)),)
+    pruner = pi.Pruner(model, x, target="head", metric="l2", objective={"name": "sparsity", "target": 0.5})
+    pruner.run()
+    masked = first_output(model, x)
+    pruner.speed_up()
+    assert (masked - first_output(model, x)).abs().max().item() <= 1e-4 * max(1.0, masked.abs().max().item())
+    attention = model.model.layers[0].self_attn
+    assert attention.q_proj.out_features == 3 * 8 and attention.k_proj.out_features == 8
+    assert attention.num_key_value_groups == 3
+
+
+def test_balanced_head_layer_rounds_to_whole_rounds_and_picks_within_each_kv_group():
+    from pruner_iface.targets.head import BalancedHeadLayer
+
+    model, x = build("llama")
+    pruner = pi.Pruner(model, x, target="head", metric="l1", objective={"name": "sparsity", "target": 0.3})
+    layer = pruner.layers[0]
+    assert isinstance(layer, BalancedHeadLayer)
+    assert layer.legal_count(1) == 2 and layer.max_units == 2  # whole rounds over the 2 kv groups
+    assert layer.kv.tolist() == [0, 0, 1, 1]
+    picked = layer.choose(torch.tensor([0.1, 5.0, 3.0, 0.2]), 2)  # not the two lowest overall (0.1, 0.2 is)
+    assert picked.tolist() == [True, False, False, True]
+    assert layer.choose(torch.tensor([0.1, 0.2, 3.0, 5.0]), 2).tolist() == [True, False, True, False]
+
+
+def test_unknown_gqa_mode_is_refused():
+    model, x = build("llama")
+    with pytest.raises(pi.errors.ConfigError, match="gqa"):
+        pi.Pruner(model, x, target={"name": "head", "gqa": "groups"}, metric="l1",
+                  objective={"name": "sparsity", "target": 0.5})
 
 
 @pytest.mark.parametrize("name", LANGUAGE_MODELS)
