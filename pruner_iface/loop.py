@@ -8,7 +8,7 @@ import torch
 
 from .allocators.base import Allocator
 from .errors import ObjectiveNotReachedError, PrunerError
-from .metrics.base import Metric
+from .metrics.base import Metric, UnitMetric
 from .objectives.base import Objective
 from .targets.base import TargetLayer
 
@@ -34,6 +34,14 @@ def score_units(layers: list[TargetLayer], metric: Metric) -> tuple[list[torch.T
     unit_scores, element_scores = [], []
     for layer in layers:
         member_scores = []
+        if isinstance(metric, UnitMetric):
+            units = metric.unit_scores(layer).float()
+            if units.shape != (layer.num_units,):
+                raise PrunerError(f"metric {metric.registered_name!r} returned {tuple(units.shape)} scores for "
+                                  f"{layer.name!r}, which has {layer.num_units} units")
+            unit_scores.append(units.masked_fill(layer.current_pruned(), float("-inf")))
+            element_scores.append(member_scores)
+            continue
         for member in layer.members():
             elem = metric.element_scores(member)
             if elem.shape != member.weight.shape:

@@ -20,6 +20,7 @@ from .counting import count_flops, count_params
 from .errors import InputError, MissingDataError, ObjectiveNotReachedError, PrunerError
 from .inputs import check_forward, normalize_inputs
 from .masks import reapply_masks, set_mask
+from .metrics.base import UnitMetric
 from .report import LayerRow, Report, StepRow
 
 
@@ -125,7 +126,7 @@ class Pruner:
             if self._already_met(step, value):
                 continue
             if self.metric.requires_data:
-                self.metric.collect(self.model, self._members(), data, loss_fn)
+                self.metric.collect(self.model, self._scored(), data, loss_fn)
             self._prune_to(step, value)
             self.metric.after_prune()
             if fine_tune is not None:
@@ -156,7 +157,7 @@ class Pruner:
     def on_before_optimizer_step(self) -> None:
         """Call after backward(): metrics that need gradients read them here."""
         if self.metric.requires_data:
-            self.metric.observe(self._members())
+            self.metric.observe(self._scored())
 
     def on_after_optimizer_step(self) -> None:
         """Re-apply masks and advance the step counter."""
@@ -188,6 +189,10 @@ class Pruner:
     # ------------------------------------------------------------------ internals
     def _members(self) -> list:
         return [member for layer in self.layers for member in layer.members()]
+
+    def _scored(self) -> list:
+        """What the metric learns from: whole layers for unit metrics, member tensors otherwise."""
+        return self.layers if isinstance(self.metric, UnitMetric) else self._members()
 
     def _check_usable(self) -> None:
         if self._sped_up:

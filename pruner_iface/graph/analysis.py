@@ -103,6 +103,7 @@ class Member:
     tensor: str
     dim: int
     indices: torch.Tensor
+    consumes: bool = False  # input columns of a layer that reads the unit (its output reaches them)
 
 
 @dataclass
@@ -163,7 +164,7 @@ def build_dependency_graph(model: nn.Module, example_inputs: Any, warn: bool = T
             uniq, counts = torch.unique_consecutive(index_roots[order], return_counts=True)
             for root, idx in zip(uniq.tolist(), torch.split(order, counts.tolist())):
                 if root >= 0:
-                    members.setdefault(root, []).append(Member(s.tensor, dim, idx))
+                    members.setdefault(root, []).append(Member(s.tensor, dim, idx, s.consumes))
     groups = [
         ChannelGroup(members[r], tuple(sorted(producers[r])), r in approximate, r in attention, r)
         for r in sorted(members)

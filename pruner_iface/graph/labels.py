@@ -128,6 +128,7 @@ class Slice:
     tensor: str
     dim: int | None
     labels: torch.Tensor
+    consumes: bool = False  # a layer's input channels (weight columns), not produced or normalised ones
 
 
 @dataclass

@@ -274,10 +274,12 @@ def reduction(node, ctx):
 
 
 # ----------------------------------------------------------------------------- layers with weights
-def _record(ctx, arg, dim, labels):
+def _record(ctx, arg, dim, labels, consumes: bool = False):
+    """Note that `dim` of parameter `arg` carries `labels`; `consumes`: it reads them (a layer's
+    input channels) rather than producing or normalising them."""
     name = ctx.tensor_name(arg)
     if name is not None:
-        ctx.state.slices.append(Slice(name, dim, labels))
+        ctx.state.slices.append(Slice(name, dim, labels, consumes))
     return name
 
 
@@ -307,13 +309,13 @@ def convolution(node, ctx):
             ctx.state.block(in_labels, f"grouped transposed convolution (module {module!r})")
             return free(rank)
         out = uf.fresh(c_out, module)
-        _record(ctx, weight, 0, in_labels)
+        _record(ctx, weight, 0, in_labels, consumes=True)
         _record(ctx, weight, 1, out)
     else:
         c_out = w_shape[0]
         if groups == 1:
             out = uf.fresh(c_out, module)
-            _record(ctx, weight, 1, in_labels)
+            _record(ctx, weight, 1, in_labels, consumes=True)
         elif groups == c_in:  # depthwise (with channel multiplier m): output o reads input o // m
             # an output can only go with its input channel (groups must stay equal), so outputs of
             # unprunable inputs (e.g. the model's own input) carry no label
@@ -326,7 +328,7 @@ def convolution(node, ctx):
             mixed = (grouped_in < 0).any(0) & (grouped_in >= 0).any(0)
             if mixed.any():
                 ctx.state.block(grouped_in[:, mixed])
-            _record(ctx, weight, 1, grouped_in.max(0).values)
+            _record(ctx, weight, 1, grouped_in.max(0).values, consumes=True)
             out = uf.fresh(per_out, module).repeat(groups)
         _record(ctx, weight, 0, out)
     if isinstance(bias, fx.Node):
@@ -356,7 +358,7 @@ def linear_like(node, ctx, x, weight, bias, transposed: bool = False):
         return free(rank)
     w_in, w_out = (0, 1) if transposed else (1, 0)
     out = ctx.state.uf.fresh(ctx.shape(weight)[w_out], ctx.module(node))
-    _record(ctx, weight, w_in, in_labels)
+    _record(ctx, weight, w_in, in_labels, consumes=True)
     _record(ctx, weight, w_out, out)
     if isinstance(bias, fx.Node) and len(ctx.shape(bias)) == 1:
         _record(ctx, bias, 0, out)

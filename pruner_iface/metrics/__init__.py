@@ -1,5 +1,5 @@
 """Metrics: a score per unit. Import registers every built-in metric."""
 from .base import METRICS, Metric, register_metric
-from . import gradient, magnitude, random  # noqa: F401  (registration)
+from . import activation_norm, gradient, head_importance, magnitude, random  # noqa: F401  (registration)
 
 __all__ = ["METRICS", "Metric", "register_metric"]

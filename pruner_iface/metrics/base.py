@@ -48,6 +48,35 @@ class Metric(ABC):
         """Run the data pass this metric needs (no-op for data-free metrics)."""
 
 
+class UnitMetric(Metric):
+    """Scores whole units of a graph-aware target (heads, neurons, channels) from what flows
+    through them, rather than weight elements."""
+
+    def element_scores(self, layer) -> torch.Tensor:
+        raise InputError(f"metric {self.registered_name!r} scores whole units of the graph-aware targets "
+                         f"(channel, head, mlp, hidden); {getattr(layer, 'name', layer)!r} has no such units")
+
+    @abstractmethod
+    def unit_scores(self, layer: TargetLayer) -> torch.Tensor:
+        """One score per unit of `layer`; higher means more important."""
+
+
+def consumer_slices(layer: TargetLayer, metric_name: str) -> list[list]:
+    """Per unit, the (TensorRef, dim, indices) of the layer inputs that read it (weight columns):
+    where its output goes. Only coupled-group layers have them."""
+    groups = getattr(layer, "groups", None)
+    if groups is None:
+        raise InputError(f"metric {metric_name!r} needs a graph-aware target (channel, head, mlp, hidden); "
+                         f"layer {layer.name!r} has no coupled groups")
+    refs = {f"{r.name}.{r.param_name}" if r.name else r.param_name: r for r in layer.members()}
+    per_unit = [[(refs[m.tensor], m.dim, m.indices) for m in g.members if m.consumes and m.tensor in refs]
+                for g in groups]
+    if any(not slices for slices in per_unit):
+        raise InputError(f"metric {metric_name!r}: some units of {layer.name!r} reach no layer input (their "
+                         f"output is read by no Linear/conv); use a weight metric such as 'l2' for them")
+    return per_unit
+
+
 def run_backward_passes(
     model: nn.Module,
     layers: list[TargetLayer],
