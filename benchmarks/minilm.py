@@ -127,7 +127,11 @@ def main(argv=None):
         for target, amount in (("head", args.heads), ("mlp", args.mlp)):
             pruner = pi.Pruner(model, example, target=target, metric=args.metric,
                                objective={"name": "sparsity", "target": amount})
-            pruner.run()
+            if pruner.metric.requires_data:  # activation statistics over calibration batches
+                data = [encode(tokenizer, calibration[i:i + 32], 64) for i in range(0, 32 * 16, 32)]
+                pruner.run(data=data, loss_fn=lambda m, batch: m(**batch).last_hidden_state.pow(2).mean())
+            else:
+                pruner.run()
             pruner.speed_up()
     prune_seconds = time.perf_counter() - start
     heads = [layer.attention.self.num_attention_heads for layer in model.encoder.layer]

@@ -88,19 +88,42 @@ class GroupLayer(TargetLayer):
         scores = {self._ref_key(ref): s for ref, s in zip(self._refs, member_scores)}
         total = torch.zeros(self.num_units)
         for key, elem in scores.items():
-            per_unit = torch.full((self.num_units,), float("nan"))
-            for u, group in enumerate(self.groups):
-                for m in group.members:
-                    if m.tensor == key:
-                        part = elem.movedim(m.dim, 0)[m.indices].reshape(-1).float()
-                        value = part.sum() if reduce == "sum" else part.mean() if reduce == "mean" else part.max()
-                        per_unit[u] = value if torch.isnan(per_unit[u]) else per_unit[u] + value
-            present = ~torch.isnan(per_unit)
+            per_unit = torch.zeros(self.num_units)
+            present = torch.zeros(self.num_units, dtype=torch.bool)
+            for dim, (indices, segment, unit) in self._slice_plan().get(key, {}).items():
+                rows = elem.movedim(dim, 0).reshape(elem.shape[dim], -1).float()
+                n = len(unit)
+                if reduce == "max":
+                    value = torch.full((n,), float("-inf")).scatter_reduce(0, segment, rows.amax(1)[indices], "amax")
+                else:
+                    value = torch.zeros(n).index_add_(0, segment, rows.sum(1)[indices])
+                    if reduce == "mean":
+                        value /= torch.zeros(n).index_add_(0, segment, torch.ones(len(segment))) * rows.shape[1]
+                per_unit.index_add_(0, unit, value)
+                present[unit] = True
             if not present.any():
                 continue
             scale = per_unit[present].abs().mean()
             total[present] += per_unit[present] / (scale if scale > 0 else 1.0)
         return total
+
+    def _slice_plan(self) -> dict[str, dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+        """Per member tensor and dim: every member's indices concatenated, the member each index
+        belongs to, and each member's unit (built once; scoring is then a few scatter ops)."""
+        if getattr(self, "_plan", None) is None:
+            parts: dict[str, dict[int, list]] = {}
+            for u, group in enumerate(self.groups):
+                for m in group.members:
+                    parts.setdefault(m.tensor, {}).setdefault(m.dim, []).append((u, m.indices))
+            self._plan = {}
+            for key, dims in parts.items():
+                self._plan[key] = {}
+                for dim, members in dims.items():
+                    sizes = torch.tensor([len(idx) for _, idx in members])
+                    self._plan[key][dim] = (torch.cat([idx for _, idx in members]),
+                                            torch.repeat_interleave(torch.arange(len(members)), sizes),
+                                            torch.tensor([u for u, _ in members]))
+        return self._plan
 
     # --- masks and counts ------------------------------------------------------------------
     def _is_pruned(self, group) -> bool:

@@ -140,3 +140,25 @@ def test_channel_pruning_inside_a_training_loop_keeps_masked_equal_to_shrunk():
     pruner.speed_up()
     with torch.no_grad():
         assert torch.allclose(model(*x), masked, atol=1e-4 * max(1.0, masked.abs().max().item()))
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max"])
+def test_group_scores_sum_each_tensors_normalised_slice_scores(reduce):
+    model, x = build("resnet18")
+    pruner = pi.Pruner(model, x, target="channel", metric="l1", objective={"name": "sparsity", "target": 0.5})
+    for layer in pruner.layers[:6]:
+        elements = [ref.weight.detach().abs() for ref in layer.members()]
+        fast = layer.unit_scores_from(elements, reduce)
+        expected = torch.zeros(layer.num_units)
+        for ref, elem in zip(layer.members(), elements):
+            key = f"{ref.name}.{ref.param_name}"
+            per_unit = torch.full((layer.num_units,), float("nan"))
+            for u, group in enumerate(layer.groups):
+                for m in group.members:
+                    if m.tensor == key:
+                        part = elem.movedim(m.dim, 0)[m.indices].reshape(-1)
+                        value = {"sum": part.sum(), "mean": part.mean(), "max": part.max()}[reduce]
+                        per_unit[u] = value if torch.isnan(per_unit[u]) else per_unit[u] + value
+            present = ~torch.isnan(per_unit)
+            expected[present] += per_unit[present] / per_unit[present].abs().mean()
+        assert torch.allclose(fast, expected, rtol=1e-5)
