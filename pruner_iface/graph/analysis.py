@@ -12,7 +12,6 @@ from torch.utils import _pytree as pytree
 
 from ..errors import InputError
 from .labels import LabelState, Slice, free
-from . import attention  # noqa: F401  (registers the attention rules)
 from .rules import RULES
 from .trace import TracedModel, module_path, op_name, trace
 

@@ -11,8 +11,7 @@ from torch import nn
 
 from ..errors import InputError, MissingDataError
 from ..inputs import eval_mode
-from ..registry import check
-from .base import UnitMetric, consumer_slices, register_metric
+from .base import UnitMetric, check_batches, consumer_slices, register_metric
 
 
 @register_metric("activation_norm")
@@ -24,8 +23,7 @@ class ActivationNorm(UnitMetric):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.batches is None or (isinstance(self.batches, int) and self.batches >= 1),
-              "batches", f"must be a positive integer or null (all batches); got {self.batches!r}")
+        check_batches(self.batches)
         self.reset()
 
     def reset(self) -> None:

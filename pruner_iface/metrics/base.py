@@ -48,6 +48,12 @@ class Metric(ABC):
         """Run the data pass this metric needs (no-op for data-free metrics)."""
 
 
+def check_batches(batches) -> None:
+    """`batches` of a data metric: how many batches to learn from (None: all of them)."""
+    check(batches is None or (isinstance(batches, int) and not isinstance(batches, bool) and batches >= 1),
+          "batches", f"must be a positive integer or null (all batches); got {batches!r}")
+
+
 class UnitMetric(Metric):
     """Scores whole units of a graph-aware target (heads, neurons, channels) from what flows
     through them, rather than weight elements."""

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import InputError
 from ..registry import check
-from .base import Metric, register_metric, run_backward_passes, weight_grad
+from .base import Metric, check_batches, register_metric, run_backward_passes, weight_grad
 
 
 @dataclass
@@ -26,8 +26,7 @@ class GradientStatistic(Metric):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.batches is None or (isinstance(self.batches, int) and self.batches >= 1),
-              "batches", f"must be a positive integer or null (all batches); got {self.batches!r}")
+        check_batches(self.batches)
         self.reset()
 
     def statistic(self, weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:

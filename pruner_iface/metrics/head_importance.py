@@ -16,7 +16,7 @@ import torch
 
 from ..errors import InputError
 from ..registry import check
-from .base import UnitMetric, consumer_slices, register_metric, run_backward_passes
+from .base import UnitMetric, check_batches, consumer_slices, register_metric, run_backward_passes
 
 
 @register_metric("head_importance")
@@ -29,8 +29,7 @@ class HeadImportance(UnitMetric):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.batches is None or (isinstance(self.batches, int) and self.batches >= 1),
-              "batches", f"must be a positive integer or null (all batches); got {self.batches!r}")
+        check_batches(self.batches)
         check(isinstance(self.normalize, bool), "normalize", f"must be true or false; got {self.normalize!r}")
         self.reset()
 
