@@ -7,6 +7,7 @@ BENCHMARKS = {
     "global_magnitude": "benchmarks.global_magnitude",
     "graph_vs_torch_pruning": "benchmarks.graph_vs_torch_pruning",
     "minilm": "benchmarks.minilm",
+    "llama_scale": "benchmarks.llama_scale",
 }
 
 

@@ -60,7 +60,7 @@ def score_units(layers: list[TargetLayer], metric: Metric) -> tuple[list[torch.T
         if already.any():
             units = units.masked_fill(already, float("-inf"))
         unit_scores.append(units)
-        element_scores.append(member_scores)
+        element_scores.append(member_scores if layer.masks_use_scores else [])  # full-size copies: keep few
     return unit_scores, element_scores
 
 

@@ -77,6 +77,7 @@ class TargetLayer(ABC):
         return self.num_units - 1
 
     free_choice = True  # any set of `count` units is legal (see `choose`)
+    masks_use_scores = False  # `masks` needs the members' element scores (kept until masking only then)
 
     def legal_count(self, count: int) -> int:
         """The unit count actually pruned for a requested `count` (e.g. rounded to channel multiples)."""

@@ -18,6 +18,7 @@ from .base import TensorLayer, TensorTarget, from_matrix, matrix_view, reduce_un
 
 class NMLayer(TensorLayer):
     counts_weights = True
+    masks_use_scores = True  # the weights kept inside each group are chosen by score
 
     def __init__(self, name: str, module: nn.Module, n: int, m: int):
         super().__init__(name, module)
