@@ -87,9 +87,11 @@ def test_speed_up_of_hard_coded_sizes_is_rolled_back():
     pruner = pi.Pruner(model, (x,), target="channel", metric="l1", objective={"name": "sparsity", "target": 0.5})
     pruner.run()
     before = state(model)
+    objects = dict(model.named_parameters())
     with pytest.raises(pi.SpeedUpError, match="speed_up was undone, the model is as it was"):
         pruner.speed_up()
     assert same_state(model, before) and model.c1.out_channels == 8 and model(x).shape == (1, 4, 6, 6)
+    assert all(p is objects[name] for name, p in model.named_parameters())  # an optimizer's references still hold
 
 
 def test_load_pruned_refuses_other_files(tmp_path):
