@@ -8,6 +8,7 @@ BENCHMARKS = {
     "graph_vs_torch_pruning": "benchmarks.graph_vs_torch_pruning",
     "minilm": "benchmarks.minilm",
     "llama_scale": "benchmarks.llama_scale",
+    "smollm2_gqa": "benchmarks.smollm2_gqa",
 }
 
 
