@@ -43,11 +43,11 @@ def join_heads(ctx, node: fx.Node, operands: list, rank: int, spans: list[bool])
     values, counts = torch.unique(torch.cat(per_position), return_counts=True) if per_position else (None, None)
     shared = set(values[counts > 1].tolist()) if values is not None and len(per_position) > 1 else set()
     joined = torch.full((len(per_position),), -1, dtype=torch.long)
-    kv_group: dict[frozenset, int] = {}
+    kv_group: dict[frozenset, int] = {}  # shared labels (or the position, unshared) -> key/value head
     groups = []
     for p, found in enumerate(per_position):
         own = frozenset(v for v in found.tolist() if v in shared)
-        groups.append(kv_group.setdefault(own, len(kv_group)))
+        groups.append(kv_group.setdefault(own if own else frozenset([("head", p)]), len(kv_group)))
         if ctx.gqa == "query" and own:
             state.block(torch.tensor(sorted(own)))  # a shared key/value head is kept whole
             found = torch.tensor([v for v in found.tolist() if v not in own], dtype=torch.long)

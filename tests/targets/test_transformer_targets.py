@@ -173,3 +173,23 @@ def test_model_without_attention_has_no_heads_to_prune():
     with pytest.raises(pi.errors.ConfigError, match="head target found no prunable attention head"):
         pi.Pruner(model, (torch.randn(2, 8),), target="head", metric="l1",
                   objective={"name": "sparsity", "target": 0.5})
+
+
+def test_multi_head_llama_without_grouping_updates_its_config(tmp_path):
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                      num_key_value_heads=4, intermediate_size=48, max_position_embeddings=16)
+    model = transformers.LlamaForCausalLM(config).eval()
+    x = (torch.randint(0, 64, (2, 5)),)
+    pruner = pi.Pruner(model, x, target="head", metric="l2", objective={"name": "sparsity", "target": 0.5})
+    assert all(type(layer).__name__ == "GroupLayer" for layer in pruner.layers)  # no grouping: plain heads
+    pruner.run()
+    masked = first_output(model, x)
+    pruner.speed_up()
+    assert (masked - first_output(model, x)).abs().max().item() <= 1e-4 * max(1.0, masked.abs().max().item())
+    assert model.config.num_attention_heads == model.config.num_key_value_heads == 2
+    model.save_pretrained(tmp_path)
+    reloaded = transformers.LlamaForCausalLM.from_pretrained(tmp_path).eval()
+    assert torch.equal(first_output(reloaded, x), first_output(model, x))
