@@ -57,9 +57,14 @@ class Propagation:
         return self.values[arg.name]
 
     def run(self) -> LabelState:
+        live = self._live()
         for node in self.traced.fx_graph.nodes:
             if node.op == "call_function":
+                # a value no output uses (attention weights computed, then dropped) still runs, so its
+                # weights are sliced with the rest, but what it does with channels blocks nothing
+                self.state.muted = node.name not in live
                 self.values[node.name] = self._apply(node)
+                self.state.muted = False
             elif node.op == "output":
                 for leaf in pytree.tree_leaves(node.args):
                     labels = self.labels(leaf) if isinstance(leaf, fx.Node) else free(0)
@@ -68,6 +73,18 @@ class Propagation:
                         for one in pytree.tree_leaves(labels):
                             self.state.block(one)
         return self.state
+
+    def _live(self) -> set[str]:
+        """Nodes some output depends on."""
+        output = next(n for n in reversed(self.traced.fx_graph.nodes) if n.op == "output")
+        live, stack = set(), [output]
+        while stack:
+            node = stack.pop()
+            for arg in node.all_input_nodes:
+                if arg.name not in live:
+                    live.add(arg.name)
+                    stack.append(arg)
+        return live
 
     def _apply(self, node: fx.Node):
         name = op_name(node)
@@ -87,7 +104,7 @@ class Propagation:
                 if isinstance(labels, torch.Tensor) and (labels >= 0).any():
                     touched = True
                     self.state.block(labels)
-        if touched and reason not in self.state.warnings:
+        if touched and not self.state.muted and reason not in self.state.warnings:
             self.state.warnings.append(reason + "; the channels reaching it are not pruned")
         val = node.meta.get("val")
         if isinstance(val, (list, tuple)):

@@ -38,29 +38,35 @@ def join_heads(ctx, node: fx.Node, operands: list, rank: int, spans: list[bool])
     batch = tuple(max(x.shape[d] for x in labels) for d in range(rank - 2))
     rows = [_batch_rows(x, batch) for x in labels]
     state = ctx.state
-    per_position = [torch.unique(torch.cat([r[p] for r in rows])) for p in range(len(rows[0]))]
-    per_position = [v[v >= 0] for v in per_position]
-    values, counts = torch.unique(torch.cat(per_position), return_counts=True) if per_position else (None, None)
-    shared = set(values[counts > 1].tolist()) if values is not None and len(per_position) > 1 else set()
-    joined = torch.full((len(per_position),), -1, dtype=torch.long)
-    kv_group: dict[frozenset, int] = {}  # shared labels (or the position, unshared) -> key/value head
+    found_at = [torch.unique(torch.cat([r[p] for r in rows])) for p in range(len(rows[0]))]
+    keys = [frozenset(v[v >= 0].tolist()) for v in found_at]
+    heads = list(dict.fromkeys(keys))  # positions holding the same labels are one head (batch x heads folded)
+    values, counts = torch.unique(torch.tensor([v for k in heads for v in k], dtype=torch.long), return_counts=True)
+    shared = set(values[counts > 1].tolist())
+    labels_of_head = torch.full((len(heads),), -1, dtype=torch.long)
+    kv_group: dict[frozenset, int] = {}  # shared labels (or the head itself, unshared) -> key/value head
     groups = []
-    for p, found in enumerate(per_position):
-        own = frozenset(v for v in found.tolist() if v in shared)
-        groups.append(kv_group.setdefault(own if own else frozenset([("head", p)]), len(kv_group)))
+    first_position = {key: keys.index(key) for key in heads}
+    for h, key in enumerate(heads):
+        own = frozenset(v for v in key if v in shared)
+        groups.append(kv_group.setdefault(own if own else frozenset([("head", h)]), len(kv_group)))
+        found = key
         if ctx.gqa == "query" and own:
             state.block(torch.tensor(sorted(own)))  # a shared key/value head is kept whole
-            found = torch.tensor([v for v in found.tolist() if v not in own], dtype=torch.long)
-        if found.numel() == 0:
+            found = key - own
+        if not found:
             continue
+        found = torch.tensor(sorted(found), dtype=torch.long)
         state.uf.union_all(found)
         state.attention.update(found.tolist())
+        p = first_position[key]
         if any(s and bool((r[p] < 0).any()) for r, s in zip(rows, spans)):
             state.block(found, f"{node.target} in module {ctx.module(node)!r} reads a head without prunable "
                                f"channels beside prunable ones; that head is not pruned")
-        joined[p] = int(found[0])
-    if sum(b > 1 for b in batch) == 1:  # one head axis: remember the heads of this attention
-        state.heads.setdefault(ctx.module(node), []).append((joined, groups))
+        labels_of_head[h] = int(found[0])
+    joined = labels_of_head[torch.tensor([heads.index(k) for k in keys])]
+    if len(heads) > 1:  # remember the heads of this attention
+        state.heads.setdefault(ctx.module(node), []).append((labels_of_head, groups))
     return state.uf.canonical(joined).reshape(*batch, 1, 1)
 
 
@@ -107,3 +113,13 @@ def matmul(node, ctx):
 
 def _opaque(node, ctx):
     return ctx.unknown(node, f"{node.target} on vectors (module {ctx.module(node)!r}) is not understood")
+
+
+@rule("baddbmm")
+def baddbmm(node, ctx):
+    """input + batch1 @ batch2 (scores plus a mask, as nn.MultiheadAttention computes them when it
+    returns its weights): the product's heads, with the added tensor read at the same positions."""
+    added, a, b = node.args[:3]
+    rank = out_rank(node)
+    operands = [a, b] + ([added] if isinstance(added, fx.Node) else [])
+    return join_heads(ctx, node, operands, rank, [_spans(ctx, op, rank - 2) for op in operands])

@@ -148,7 +148,7 @@ class LabelState:
         operand spanning those dims). Checked once every join is known (`settle`): attention joins
         a head's channels after rotary embeddings have sliced them, for example."""
         dims = tuple(d for d in dims if labels.shape[d] > 1)
-        if dims and bool((labels >= 0).any()):
+        if dims and not self.muted and bool((labels >= 0).any()):
             self.whole.append((labels, dims, reason))
 
     def settle(self) -> None:
@@ -173,7 +173,11 @@ class LabelState:
                 self.block(rows[cut], reason)
         self.whole.clear()
 
+    muted: bool = False  # while analysing values no output uses: their ops constrain nothing
+
     def block(self, labels: torch.Tensor, reason: str | None = None) -> None:
+        if self.muted:
+            return
         found = torch.unique(labels[labels >= 0]).tolist()
         self.blocked.update(found)
         if reason and found and reason not in self.warnings:

@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import SpeedUpError
 from ..inputs import eval_mode, normalize_inputs, output_tensors
 from ..masks import get_mask, mask_name, refresh_hooks, remove_mask
-from .transformer import head_counts, update_attention, update_config
+from .transformer import head_counts, restore_attention, update_attention, update_config
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -89,8 +89,7 @@ def shrink_groups(model: nn.Module, groups: list, example_inputs: Any,
             module._buffers.update(buffers)
             vars(module).update({k: v for k, v in attrs.items() if not k.startswith("_")})
             refresh_hooks(module)
-        for module, attrs in attention_saved.items():
-            vars(module).update(attrs)
+        restore_attention(attention_saved)
         for key, value in config_saved.items():
             setattr(model.config, key, value)
         raise SpeedUpError(

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .mha import HeadPrunedMultiheadAttention, switch_to_head_pruned
+
 QUERY_HEADS = ("num_heads", "num_attention_heads", "n_heads", "n_head")
 KV_HEADS = ("num_key_value_heads", "num_kv_heads", "n_kv_heads")
 WIDTHS = ("all_head_size", "inner_dim", "split_size")
@@ -60,9 +62,18 @@ def update_attention(model: nn.Module, counts: dict[str, HeadCount]) -> dict[nn.
             if isinstance(value, int) and not isinstance(value, bool) and value % c.old_q == 0:
                 changes[name] = value // c.old_q * c.new_q
         saved[module] = {name: getattr(module, name) for name in changes}
+        if isinstance(module, nn.MultiheadAttention) and not isinstance(module, HeadPrunedMultiheadAttention):
+            saved[module].update(switch_to_head_pruned(module))  # torch's forward needs the full width
         for name, value in changes.items():
             setattr(module, name, value)
     return saved
+
+
+def restore_attention(saved: dict[nn.Module, dict[str, Any]]) -> None:
+    """Undo update_attention (class switches included)."""
+    for module, attrs in saved.items():
+        for name, value in attrs.items():
+            setattr(module, name, value)
 
 
 def update_config(model: nn.Module, counts: dict[str, HeadCount], widths: dict[str, int]) -> dict:
@@ -121,6 +132,7 @@ CONFIG_KEYS = ("num_attention_heads", "num_key_value_heads") + tuple(k for ks in
 def size_attributes(model: nn.Module) -> dict[str, dict[str, int]]:
     """The head counts and widths held as attributes ("" for the config), for save_pruned."""
     out = {name: {a: v for a in SIZE_ATTRIBUTES if isinstance(v := getattr(module, a, None), int)}
+           | ({"head_pruned_mha": 1} if isinstance(module, HeadPrunedMultiheadAttention) else {})
            for name, module in model.named_modules()}
     out = {f"module:{k}": v for k, v in out.items() if v}
     config = getattr(model, "config", None)
@@ -134,5 +146,8 @@ def apply_size_attributes(model: nn.Module, spec: dict[str, dict[str, int]]) -> 
         kind, _, name = key.partition(":")
         target = getattr(model, "config", None) if kind == "config" else model.get_submodule(name)
         if target is not None:
+            attrs = dict(attrs)
+            if attrs.pop("head_pruned_mha", 0) and isinstance(target, nn.MultiheadAttention):
+                switch_to_head_pruned(target)
             for attr, value in attrs.items():
                 setattr(target, attr, value)

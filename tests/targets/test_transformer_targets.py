@@ -28,7 +28,7 @@ def prune(name, target, amount, metric="l1"):
     return model, x, pruner, report, dense, masked, first_output(model, x)
 
 
-CASES = [(name, "head", 0.5) for name in HF_ZOO if name != "torch_encoder"] + \
+CASES = [(name, "head", 0.5) for name in HF_ZOO] + \
         [(name, "mlp", 0.5) for name in HF_ZOO] + \
         [(name, "head", 0.25) for name in ("bert", "gpt2", "t5", "timm_vit")]
 
