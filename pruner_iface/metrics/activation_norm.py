@@ -4,27 +4,18 @@ input for an MLP neuron). Forward hooks collect Σx² per input feature and are 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import nn
 
 from ..errors import InputError, MissingDataError
 from ..inputs import eval_mode
-from .base import UnitMetric, check_batches, consumer_slices, register_metric
+from .base import DataMetric, UnitMetric, consumer_slices, register_metric
 
 
 @register_metric("activation_norm")
 @dataclass
-class ActivationNorm(UnitMetric):
-    batches: Optional[int] = None
-
-    requires_data = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_batches(self.batches)
-        self.reset()
+class ActivationNorm(UnitMetric, DataMetric):
 
     def reset(self) -> None:
         self._scores: dict[int, torch.Tensor] = {}

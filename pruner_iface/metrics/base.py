@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch import nn
@@ -52,6 +52,20 @@ def check_batches(batches) -> None:
     """`batches` of a data metric: how many batches to learn from (None: all of them)."""
     check(batches is None or (isinstance(batches, int) and not isinstance(batches, bool) and batches >= 1),
           "batches", f"must be a positive integer or null (all batches); got {batches!r}")
+
+
+@dataclass
+class DataMetric(Metric):
+    """A metric that learns from data batches; `batches` caps how many (None: all)."""
+
+    batches: Optional[int] = None
+
+    requires_data = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_batches(self.batches)
+        self.reset()
 
 
 class UnitMetric(Metric):

@@ -13,21 +13,12 @@ import torch
 
 from ..errors import InputError
 from ..registry import check
-from .base import Metric, check_batches, register_metric, run_backward_passes, weight_grad
+from .base import DataMetric, register_metric, run_backward_passes, weight_grad
 
 
 @dataclass
-class GradientStatistic(Metric):
+class GradientStatistic(DataMetric):
     """Mean over batches of a per-element statistic of (weight, gradient)."""
-
-    batches: Optional[int] = None
-
-    requires_data = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_batches(self.batches)
-        self.reset()
 
     def statistic(self, weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         return (weight * grad).abs()

@@ -10,28 +10,22 @@ same score from the weights' gradients.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 
 from ..errors import InputError
 from ..registry import check
-from .base import UnitMetric, check_batches, consumer_slices, register_metric, run_backward_passes
+from .base import DataMetric, UnitMetric, consumer_slices, register_metric, run_backward_passes
 
 
 @register_metric("head_importance")
 @dataclass
-class HeadImportance(UnitMetric):
-    batches: Optional[int] = None
+class HeadImportance(UnitMetric, DataMetric):
     normalize: bool = True
-
-    requires_data = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_batches(self.batches)
         check(isinstance(self.normalize, bool), "normalize", f"must be true or false; got {self.normalize!r}")
-        self.reset()
 
     def reset(self) -> None:
         self._sums: dict[int, torch.Tensor] = {}

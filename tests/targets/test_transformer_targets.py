@@ -85,14 +85,19 @@ def test_grouped_query_attention_kv_mode_removes_a_kv_head_with_its_query_heads(
     assert model.config.num_attention_heads == 2 and model.config.num_key_value_heads == 1
 
 
-def test_single_kv_head_keeps_it_and_prunes_query_heads_evenly():
+def tiny_llama(heads, kv_heads, hidden, layers):
+    """A LlamaForCausalLM with head_dim 8 and the given query/key-value heads, and its inputs."""
     import transformers
 
     torch.manual_seed(0)
-    config = transformers.LlamaConfig(vocab_size=64, hidden_size=48, num_hidden_layers=1, num_attention_heads=6,
-                                      num_key_value_heads=1, intermediate_size=32, max_position_embeddings=16)
-    model = transformers.LlamaForCausalLM(config).eval()
-    x = (torch.randint(0, 64, (2, 5)),)
+    config = transformers.LlamaConfig(vocab_size=64, hidden_size=hidden, num_hidden_layers=layers,
+                                      num_attention_heads=heads, num_key_value_heads=kv_heads, head_dim=8,
+                                      intermediate_size=48, max_position_embeddings=16)
+    return transformers.LlamaForCausalLM(config).eval(), (torch.randint(0, 64, (2, 5)),)
+
+
+def test_single_kv_head_keeps_it_and_prunes_query_heads_evenly():
+    model, x = tiny_llama(heads=6, kv_heads=1, hidden=48, layers=1)
     pruner = pi.Pruner(model, x, target="head", metric="l2", objective={"name": "sparsity", "target": 0.5})
     pruner.run()
     masked = first_output(model, x)
@@ -178,11 +183,7 @@ def test_model_without_attention_has_no_heads_to_prune():
 def test_multi_head_llama_without_grouping_updates_its_config(tmp_path):
     import transformers
 
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                      num_key_value_heads=4, intermediate_size=48, max_position_embeddings=16)
-    model = transformers.LlamaForCausalLM(config).eval()
-    x = (torch.randint(0, 64, (2, 5)),)
+    model, x = tiny_llama(heads=4, kv_heads=4, hidden=32, layers=2)
     pruner = pi.Pruner(model, x, target="head", metric="l2", objective={"name": "sparsity", "target": 0.5})
     assert all(type(layer).__name__ == "GroupLayer" for layer in pruner.layers)  # no grouping: plain heads
     pruner.run()
