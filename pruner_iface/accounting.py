@@ -23,15 +23,20 @@ class Removal:
     size: int
 
 
-def kept_fractions(removals: Iterable[Removal]) -> dict[tuple[int, str], tuple[nn.Module, float]]:
-    """{(id(module), param name): (module, fraction of the tensor's elements kept)}."""
+def removed_per_dim(removals: Iterable[Removal]) -> dict[tuple[int, str, Optional[int]], list]:
+    """{(id(module), param name, dim): [module, slices removed, size]} summed over removals."""
     per_dim: dict[tuple[int, str, Optional[int]], list] = {}
     for r in removals:
         key = (id(r.module), r.param_name, r.dim)
         entry = per_dim.setdefault(key, [r.module, 0, r.size])
         entry[1] += r.removed
+    return per_dim
+
+
+def kept_fractions(removals: Iterable[Removal]) -> dict[tuple[int, str], tuple[nn.Module, float]]:
+    """{(id(module), param name): (module, fraction of the tensor's elements kept)}."""
     kept: dict[tuple[int, str], tuple[nn.Module, float]] = {}
-    for (mid, name, _), (module, removed, size) in per_dim.items():
+    for (mid, name, _), (module, removed, size) in removed_per_dim(removals).items():
         previous = kept.get((mid, name), (module, 1.0))[1]
         kept[(mid, name)] = (module, previous * max(0.0, 1.0 - removed / size))
     return kept

@@ -1,11 +1,13 @@
 """Parameter and FLOP counts that see pruner masks: masked entries are not counted.
 
 FLOPs come from fvcore's FlopCountAnalysis (one multiply-add counts as one FLOP, fvcore's
-convention). A masked weight scales its module's FLOPs by the fraction of weights kept, which
+convention), with handles for the attention ops it skips: scaled_dot_product_attention (the two
+products QKᵀ and AV; softmax is not counted, like fvcore's elementwise ops) and baddbmm. A masked weight scales its module's FLOPs by the fraction of weights kept, which
 for row (channel) pruning equals the FLOPs of the physically shrunk module.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -32,6 +34,27 @@ class _Traceable(nn.Module):
         return output_tensors(out)
 
 
+def _shape(value) -> list[int]:
+    return list(value.type().sizes())
+
+
+def sdpa_flops(inputs, outputs) -> int:
+    """QKᵀ and AV of scaled_dot_product_attention: L·S·(E + Ev) per query row of every head
+    (grouped-query attention computes per query head too)."""
+    q, k, v = (_shape(x) for x in inputs[:3])
+    rows = math.prod(q[:-1])  # batch × heads × L
+    return rows * k[-2] * (q[-1] + v[-1])
+
+
+def baddbmm_flops(inputs, outputs) -> int:
+    """beta·M + alpha·(A @ B) with A (b, n, p), B (b, p, m): b·n·p·m multiply-adds."""
+    a, b = _shape(inputs[1]), _shape(inputs[2])
+    return math.prod(a) * b[-1]
+
+
+ATTENTION_HANDLES = {"aten::scaled_dot_product_attention": sdpa_flops, "aten::baddbmm": baddbmm_flops}
+
+
 def module_flops(model: nn.Module, example_inputs: Any) -> dict[str, int]:
     """FLOPs of every module (fvcore's by_module); '' is the whole model. Ignores masks."""
     from fvcore.nn import FlopCountAnalysis
@@ -40,7 +63,7 @@ def module_flops(model: nn.Module, example_inputs: Any) -> dict[str, int]:
     traced = _Traceable(model, len(args), list(kwargs))
     with torch.no_grad(), eval_mode(model), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        analysis = FlopCountAnalysis(traced, tuple(args) + tuple(kwargs.values()))
+        analysis = FlopCountAnalysis(traced, tuple(args) + tuple(kwargs.values())).set_op_handle(**ATTENTION_HANDLES)
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
         counts = analysis.by_module()
     prefix = "model."

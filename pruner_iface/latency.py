@@ -1,4 +1,8 @@
-"""Measured CPU latency: fixed thread count, warm-up, median of N timed runs with its spread."""
+"""Measured latency: warm-up, then the median of N timed runs with its spread.
+
+On CPU with a fixed thread count and wall-clock timing; on CUDA (a model whose parameters are
+on a GPU) with CUDA events around each run and a synchronisation before reading them.
+"""
 from __future__ import annotations
 
 import statistics
@@ -29,14 +33,30 @@ def _summary(times: list[float]) -> Latency:
     return Latency(statistics.median(times), q[0], q[-1], len(times), torch.get_num_threads())
 
 
+def model_device(model: nn.Module) -> torch.device:
+    param = next(iter(model.parameters()), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
 def _timed_runs(model: nn.Module, args: tuple, kwargs: dict, runs: int, warmup: int) -> list[float]:
     times = []
+    cuda = model_device(model).type == "cuda"
     with torch.inference_mode(), eval_mode(model):
         for i in range(warmup + runs):
-            start = time.perf_counter()
-            model(*args, **kwargs)
+            if cuda:
+                start_event = torch.cuda.Event(enable_timing=True)
+                end_event = torch.cuda.Event(enable_timing=True)
+                start_event.record()
+                model(*args, **kwargs)
+                end_event.record()
+                torch.cuda.synchronize()
+                elapsed = start_event.elapsed_time(end_event)
+            else:
+                start = time.perf_counter()
+                model(*args, **kwargs)
+                elapsed = (time.perf_counter() - start) * 1000.0
             if i >= warmup:
-                times.append((time.perf_counter() - start) * 1000.0)
+                times.append(elapsed)
     return times
 
 

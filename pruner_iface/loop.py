@@ -3,6 +3,7 @@ the step objective is met. Nothing touches the model here; the Pruner applies th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import torch
 
@@ -13,12 +14,20 @@ from .objectives.base import Objective
 from .targets.base import TargetLayer
 
 MAX_TRIES = 60
+MAX_CHECKS = 6  # measured candidates per step for objectives whose estimates are predictions
 
 
 @dataclass
 class Try:
-    level: float
-    value: float
+    level: Optional[float]  # allocator strength; None for a measurement of a candidate
+    value: float            # the objective's estimate (or, for a measurement, the measured value)
+    kind: str = "estimate"  # "estimate" | "measured"
+    aim: Optional[float] = None  # the estimate the search aimed at when it made this candidate
+    estimate: Optional[float] = None  # for a measurement: what the objective predicted
+    detail: Optional[dict] = None  # for a measurement: e.g. medians and spreads of timed runs
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if v is not None}
 
 
 @dataclass
@@ -79,7 +88,7 @@ def search(
     Raises ObjectiveNotReachedError, naming the best reachable value, if even full strength fails.
     """
     already_sets = [layer.current_pruned() for layer in layers]
-    current = objective.measure(layers, already_sets)
+    current = objective.estimate(layers, already_sets)
     result = StepResult(already_sets, current, [Try(0.0, current)])
     if objective.achieved(current, target):
         return result
@@ -91,7 +100,7 @@ def search(
         key = tuple(proposal.counts)
         if key not in seen:
             pruned = proposal.pruned_sets(unit_scores)
-            seen[key] = (pruned, objective.measure(layers, pruned))
+            seen[key] = (pruned, objective.estimate(layers, pruned))
             result.tries.append(Try(level, seen[key][1]))
         return seen[key]
 
@@ -124,3 +133,65 @@ def search(
             lo, lo_amount = mid, amount(value)
     result.pruned, result.value = best
     return result
+
+
+def meet(
+    layers: list[TargetLayer],
+    unit_scores: list[torch.Tensor],
+    allocator: Allocator,
+    objective: Objective,
+    target: float,
+    check: Optional[Callable[[list[torch.Tensor]], float]] = None,
+) -> StepResult:
+    """:func:`search`, then, for objectives whose estimates are predictions (``objective.verify``),
+    measure each candidate with `check` and correct the aim until the measurement meets `target`
+    within ``objective.tolerance`` (both ways: a candidate far under budget is loosened).
+
+    The aim moves multiplicatively (``aim · target / measured``) until two measured candidates
+    bracket the target, then by interpolating between the bracketing pair (regula falsi on
+    estimate → measurement, which is monotone up to noise). Of the candidates that meet the
+    target, the one closest to it wins. Raises ObjectiveNotReachedError with the closest measured
+    value if none does within ``objective.checks`` measurements.
+    """
+    result = search(layers, unit_scores, allocator, objective, target)
+    if check is None or not objective.verify:
+        return result
+    tries = list(result.tries)
+    aim, best, closest = target, None, None
+    below: Optional[tuple[float, float]] = None  # (estimate, measured) with measured <= target, largest estimate
+    above: Optional[tuple[float, float]] = None  # measured > target, smallest estimate
+    for _ in range(getattr(objective, "checks", MAX_CHECKS)):
+        measured = check(result.pruned)
+        tries.append(Try(None, measured, "measured", aim, result.value, dict(getattr(objective, "last_detail", {}))))
+        if closest is None or abs(measured - target) < abs(closest - target):
+            closest = measured
+        if objective.within_tolerance(measured, target):
+            if best is None or abs(measured - target) < abs(best[1] - target):
+                best = (result.pruned, measured)
+            if abs(measured - target) <= objective.tolerance * target:  # not over-pruned beyond it either
+                break
+        point = (result.value, measured)
+        if measured <= target:
+            below = point if below is None or point[0] > below[0] else below
+        else:
+            above = point if above is None or point[0] < above[0] else above
+        if below is not None and above is not None and above[0] > below[0] and above[1] > below[1]:
+            aim = below[0] + (above[0] - below[0]) * (target - below[1]) / (above[1] - below[1])
+        else:
+            aim = aim * target / max(measured, 1e-9)
+        aim = min(1.0, max(1e-4, aim))
+        if aim == 1.0 and measured < target:
+            break
+        try:
+            result = search(layers, unit_scores, allocator, objective, aim)
+        except ObjectiveNotReachedError:
+            break
+        tries += result.tries
+    if best is None:
+        name = objective.registered_name
+        raise ObjectiveNotReachedError(
+            f"{name} objective {target:.4g} was not met by any measured candidate (closest: {closest:.4g} after "
+            f"{sum(t.kind == 'measured' for t in tries)} measurements, tolerance {objective.tolerance:.0%}); "
+            f"the model was left as it was before this step"
+        )
+    return StepResult(best[0], best[1], tries)

@@ -15,9 +15,11 @@ import torch
 from torch import nn
 
 from . import loop
+from .allocators.base import AllocationContext
+from .candidates import masked_copy, shrunk_copy
 from .config import PrunerConfig, build_parts
 from .counting import count_flops, count_params
-from .errors import InputError, MissingDataError, ObjectiveNotReachedError, PrunerError
+from .errors import ConfigError, InputError, MissingDataError, ObjectiveNotReachedError, PrunerError
 from .inputs import check_forward, normalize_inputs
 from .masks import reapply_masks, set_mask
 from .metrics.base import UnitMetric
@@ -59,6 +61,11 @@ class Pruner:
         parts = build_parts(target, metric, allocator, scheduler, objective)
         self.target, self.metric = parts.target, parts.metric
         self.allocator, self.scheduler, self.objective = parts.allocator, parts.scheduler, parts.objective
+        if self.objective.needs_speed_up and not self.target.structured:
+            raise ConfigError(
+                f"objective {self.objective.registered_name!r} is measured on the physically shrunk model, but target "
+                f"{self.target.registered_name!r} shrinks nothing; use a structured target (channel, head, mlp, "
+                f"hidden, channel-local) or a flops/params/sparsity objective")
         self.layers = self.target.bind(model, include, exclude, example_inputs)
         check_forward(model, self._args, self._kwargs)
         self.objective.bind(model, example_inputs, self.layers)
@@ -74,6 +81,7 @@ class Pruner:
         self._step = 0
         self._sped_up = False
         self._done_steps: set[int] = set()
+        self._evaluate: Optional[Callable[[nn.Module], float]] = None
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -115,6 +123,7 @@ class Pruner:
                 f"metric {self.metric.registered_name!r} needs gradients: pass data=<iterable of batches> and "
                 f"loss_fn=<callable(model, batch) -> scalar loss> to run()"
             )
+        self._use_evaluate(evaluate)
         self._check_reachable()
         if evaluate is not None and self.report.dense_evaluation is None:
             self.report.dense_evaluation = float(evaluate(self.model))
@@ -137,9 +146,11 @@ class Pruner:
         return self._finish()
 
     # ------------------------------------------------------------------ training-loop hooks
-    def on_train_begin(self) -> None:
-        """Start a training-loop run: step-driven pruning follows the scheduler's plan."""
+    def on_train_begin(self, evaluate: Optional[Callable[[nn.Module], float]] = None) -> None:
+        """Start a training-loop run: step-driven pruning follows the scheduler's plan.
+        `evaluate(model)` is needed by allocators that search (sensitivity, annealing)."""
         self._check_usable()
+        self._use_evaluate(evaluate)
         self._check_reachable()
         self._step = 0
         self.metric.reset()
@@ -194,6 +205,28 @@ class Pruner:
         """What the metric learns from: whole layers for unit metrics, member tensors otherwise."""
         return self.layers if isinstance(self.metric, UnitMetric) else self._members()
 
+    def _use_evaluate(self, evaluate) -> None:
+        if evaluate is not None and not callable(evaluate):
+            raise InputError(f"evaluate must be callable; got {type(evaluate).__name__}")
+        if self.allocator.needs_evaluate and evaluate is None:
+            raise MissingDataError(
+                f"allocator {self.allocator.registered_name!r} compares candidate allocations with evaluate(): pass "
+                f"evaluate=<callable(model) -> float, higher is better>")
+        self._evaluate = evaluate
+
+    def _evaluate_candidate(self, pruned: list[torch.Tensor], element_scores=None) -> float:
+        """evaluate() of a masked copy with exactly these units pruned (the model is untouched)."""
+        candidate, _ = masked_copy(self.model, self.layers, pruned, element_scores)
+        return float(self._evaluate(candidate))
+
+    def _measure_candidate(self, pruned: list[torch.Tensor]) -> float:
+        """The objective's true value for these pruned units, on a copy (shrunk where it must be)."""
+        if self.objective.needs_speed_up:
+            candidate = shrunk_copy(self.model, self.target, self.layers, pruned)
+        else:
+            candidate, _ = masked_copy(self.model, self.layers, pruned)
+        return self.objective.measure(candidate)
+
     def _check_usable(self) -> None:
         if self._sped_up:
             raise PrunerError("this Pruner's model was already sped up; create a new Pruner to prune it further")
@@ -211,7 +244,7 @@ class Pruner:
         if step in self._done_steps:
             return True
         current = [layer.current_pruned() for layer in self.layers]
-        if self.objective.achieved(self.objective.measure(self.layers, current), value):
+        if self.objective.achieved(self.objective.estimate(self.layers, current), value):
             self._done_steps.add(step)
             return True
         return False
@@ -221,8 +254,9 @@ class Pruner:
         bounds, rather than after earlier steps have pruned and fine-tuned."""
         current = [layer.current_pruned() for layer in self.layers]
         scores = [-c.float() for c in current]  # units already pruned are chosen first
-        proposal = self.allocator.allocate(self.layers, scores, 1.0, [int(c.sum()) for c in current])
-        value = self.objective.measure(self.layers, proposal.pruned_sets(scores))
+        _, highs = self.allocator.bounds(self.layers, [int(c.sum()) for c in current])
+        most = [layer.choose(s, layer.legal_count(h)) for layer, s, h in zip(self.layers, scores, highs)]
+        value = self.objective.estimate(self.layers, most)
         if not self.objective.achieved(value, self.objective.target):
             name = self.objective.registered_name
             raise ObjectiveNotReachedError(
@@ -235,7 +269,14 @@ class Pruner:
         """One pruning step; returns whether masks changed. Raises before touching the model."""
         started = time.perf_counter()
         unit_scores, element_scores = loop.score_units(self.layers, self.metric)
-        result = loop.search(self.layers, unit_scores, self.allocator, self.objective, value)
+        already = [int(layer.current_pruned().sum()) for layer in self.layers]
+        evaluate = None
+        if self._evaluate is not None:
+            def evaluate(pruned):
+                return self._evaluate_candidate(pruned, element_scores if any(element_scores) else None)
+        self.allocator.prepare(AllocationContext(self.layers, unit_scores, self.objective, value, already, evaluate))
+        check = self._measure_candidate if self.objective.verify else None
+        result = loop.meet(self.layers, unit_scores, self.allocator, self.objective, value, check)
         new_masks = []
         for layer, pruned, elem in zip(self.layers, result.pruned, element_scores):
             if pruned.any() and not torch.equal(pruned, layer.current_pruned()):
@@ -244,10 +285,11 @@ class Pruner:
             for (module, param_name), keep in masks.items():
                 set_mask(module, param_name, keep)
         self._done_steps.add(step)
+        measured = result.value if self.objective.verify or self.objective.removes else self.objective.measure(self.model)
         self.report.steps.append(StepRow(
-            step=step, objective_target=value, objective_value=result.value,
+            step=step, objective_target=value, objective_value=result.value, objective_measured=measured,
             params=count_params(self.model), flops=self._flops(),
-            tries=[{"level": t.level, "value": t.value} for t in result.tries],
+            tries=[t.as_dict() for t in result.tries],
             seconds=time.perf_counter() - started,
         ))
         return bool(new_masks)

@@ -25,6 +25,7 @@ class StepRow:
     params: int
     flops: Optional[int]
     tries: list[dict]
+    objective_measured: Optional[float] = None  # the true value after masking (budgets) or of the chosen candidate
     evaluation: Optional[float] = None
     seconds: float = 0.0
 

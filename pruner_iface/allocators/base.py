@@ -11,6 +11,7 @@ import math
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Optional
 
 import torch
 
@@ -39,10 +40,27 @@ class Proposal:
 
 
 @dataclass
+class AllocationContext:
+    """What an allocator may look at before a step's search (see :meth:`Allocator.prepare`):
+    the step's layers, unit scores, objective and target value, the units already pruned per
+    layer, and `evaluate(pruned sets)`: the user's evaluate() on a masked copy of the model
+    (None when no evaluate was given; the model itself is never touched)."""
+
+    layers: list[TargetLayer]
+    unit_scores: list[torch.Tensor]
+    objective: Any
+    target: float
+    already: list[int]
+    evaluate: Optional[Callable[[list[torch.Tensor]], float]] = None
+
+
+@dataclass
 class Allocator(ABC):
     min_ratio: float = 0.0
     max_ratio: float = 1.0
     overrides: dict = field(default_factory=dict)
+
+    needs_evaluate: ClassVar[bool] = False  # prepare() calls context.evaluate (run(evaluate=...) is required)
 
     def __post_init__(self) -> None:
         check(0.0 <= self.min_ratio < 1.0, "min_ratio", f"must be in [0, 1); got {self.min_ratio}")
@@ -92,6 +110,14 @@ class Allocator(ABC):
             lows.append(n_lo)
             highs.append(max(n_hi, n_lo))
         return lows, highs
+
+    def prepare(self, context: AllocationContext) -> None:
+        """Called once per step before the search: allocators that learn from the step (costs,
+        sensitivities, a search over allocations) do it here. Most need nothing."""
+
+    def counts_from_ratios(self, layers: list[TargetLayer], ratios) -> list[int]:
+        """Unit counts for per-layer ratios (rounded up, like every allocator)."""
+        return [units_for(float(r), layer.num_units) for layer, r in zip(layers, ratios)]
 
     @abstractmethod
     def propose(self, layers: list[TargetLayer], unit_scores: list[torch.Tensor], level: float) -> Proposal:

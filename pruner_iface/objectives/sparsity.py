@@ -11,7 +11,7 @@ from .base import Objective, register_objective
 class Sparsity(Objective):
     removes = True
 
-    def measure(self, layers, pruned):
+    def estimate(self, layers, pruned):
         total = sum(layer.sparsity_total for layer in layers)
         removed = sum(layer.sparsity_removed(p) for layer, p in zip(layers, pruned))
         return removed / total

@@ -11,9 +11,9 @@ def test_sparsity_counts_units_for_block_and_weights_for_nm():
     obj = pi.OBJECTIVES.build({"name": "sparsity", "target": 0.5})
     block = pi.TARGETS.build({"name": "block", "block": [2, 2]}).bind(model)
     pruned = torch.tensor([True, False, False, False, False, False, False, False])
-    assert obj.measure(block, [pruned]) == pytest.approx(1 / 8)
+    assert obj.estimate(block, [pruned]) == pytest.approx(1 / 8)
     nm = pi.TARGETS.build({"name": "n:m", "n": 1, "m": 4}).bind(model)
-    assert obj.measure(nm, [torch.tensor([True] * 8)]) == pytest.approx(0.75)
+    assert obj.estimate(nm, [torch.tensor([True] * 8)]) == pytest.approx(0.75)
 
 
 def test_params_budget_counts_bias_entries_of_removed_rows():
@@ -24,7 +24,7 @@ def test_params_budget_counts_bias_entries_of_removed_rows():
     pruned = torch.zeros(10, dtype=torch.bool)
     pruned[:5] = True
     dense = 4 * 10 + 10 + 10 * 2 + 2
-    assert obj.measure(layers, [pruned]) == pytest.approx((dense - 5 * 5) / dense)
+    assert obj.estimate(layers, [pruned]) == pytest.approx((dense - 5 * 5) / dense)
 
 
 def test_flops_budget_scales_layer_flops_by_removed_fraction():
@@ -37,7 +37,7 @@ def test_flops_budget_scales_layer_flops_by_removed_fraction():
     assert obj.dense_flops == dense
     pruned = torch.zeros(40, dtype=torch.bool)
     pruned[:20] = True
-    assert obj.measure(layers, [pruned]) == pytest.approx((dense - 3 * 20) / dense)
+    assert obj.estimate(layers, [pruned]) == pytest.approx((dense - 3 * 20) / dense)
 
 
 @pytest.mark.parametrize("spec, pattern", [
