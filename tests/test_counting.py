@@ -2,6 +2,7 @@ import torch
 from torch import nn
 
 import pruner_iface as pi
+from pruner_iface.counting import module_flops
 from pruner_iface.masks import set_mask
 
 
@@ -53,3 +54,29 @@ def test_outputs_holding_non_tensor_objects_are_counted():
             return {"logits": self.lin(x), "cache": Cache(), "extra": [self.lin(x) * 2]}
 
     assert pi.count_flops(DictOut(), (torch.randn(2, 5),)) == 2 * (2 * 5 * 3)
+
+
+class _Attention(nn.Module):
+    """q/k/v/o projections around scaled_dot_product_attention, and a baddbmm score path."""
+
+    def __init__(self, dim=16, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v, self.o = (nn.Linear(dim, dim) for _ in range(4))
+
+    def forward(self, x):
+        b, n, d = x.shape
+        split = lambda t: t.view(b, n, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
+        y = torch.nn.functional.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)), split(self.v(x)))
+        scores = torch.baddbmm(torch.zeros(b, n, n), x, x.transpose(1, 2))
+        return self.o(y.transpose(1, 2).reshape(b, n, d)) + scores.sum(-1, keepdim=True)
+
+
+def test_flops_count_attention_products_that_fvcore_skips():
+    b, n, d, h = 2, 5, 16, 4
+    per_module = module_flops(_Attention(d, h), (torch.randn(b, n, d),))
+    linears = 4 * b * n * d * d
+    sdpa = b * h * n * n * (d // h) * 2  # QKᵀ and AV
+    baddbmm = b * n * d * n
+    assert per_module["q"] == b * n * d * d
+    assert per_module[""] == linears + sdpa + baddbmm

@@ -100,12 +100,12 @@ class Annealing(Allocator):
                 if best is None or score > best[1]:
                     best = (shape, score)
             self.history.append(entry)
+            temperature *= self.cool_down_rate  # every iteration (NNI cools only on acceptance)
             if temperature <= self.stop_temperature:
                 break
             magnitude = self.perturbation_magnitude * temperature / self.start_temperature
             anchor = current[0] if current is not None else shape
             shape = arrange(np.clip(anchor + rng.uniform(-magnitude, magnitude, len(sizes)), 0.0, 1.0))
-            temperature *= self.cool_down_rate
         if best is None:
             raise ObjectiveNotReachedError(
                 f"annealing: no candidate met the {context.objective.registered_name} target {context.target:.4g}; "
