@@ -58,7 +58,9 @@ class Knapsack(Allocator):
         if need <= 0:
             return Proposal([int(c[0]) for c, _, _ in options])
         # floor: the scaled savings never overstate the true ones; capped (the top bin means "enough")
-        scaled = [np.floor(np.minimum(s / need, 1.0) * self.bins).astype(np.int64) for _, _, s in options]
+        # and at zero: a count the table says is slower (a staircase step) saves nothing here; the
+        # search measures the result with the objective itself, so nothing is overstated in the end
+        scaled = [np.floor(np.clip(s / need, 0.0, 1.0) * self.bins).astype(np.int64) for _, _, s in options]
         picks = _min_loss(self.bins, [l for _, l, _ in options], scaled)
         if picks is None:  # even everything allowed does not save enough: prune all that is allowed
             return Proposal([int(c[-1]) for c, _, _ in options])
