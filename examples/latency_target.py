@@ -135,7 +135,17 @@ def measure(label, model, dense, timed, quality, seconds, pruner) -> dict:
             "spread": (lat["model"].p10_ms, lat["model"].p90_ms), "ms": lat["model"].median_ms,
             "flops": pi.count_flops(model, timed) / pi.count_flops(dense, timed),
             "params": pi.count_params(model) / pi.count_params(dense), "quality": quality, "seconds": seconds,
-            "measured_in_search": None if pruner is None else pruner.report.steps[-1].objective_measured}
+            "predicted": _predicted(pruner)}
+
+
+def _predicted(pruner) -> float | None:
+    """What the objective predicted for the candidate it kept (latency-table: the table's
+    prediction; latency: the FLOPs proxy), to set against the measured latency."""
+    if pruner is None or not pruner.objective.verify:
+        return None
+    step = pruner.report.steps[-1]
+    chosen = [t for t in step.tries if t["kind"] == "measured" and t["value"] == step.objective_value]
+    return chosen[-1]["estimate"] if chosen else None
 
 
 def main(argv=None):
@@ -152,12 +162,15 @@ def main(argv=None):
           f"budget {args.budget} of dense latency")
     rows = digits(args) if args.model == "digits" else minilm(args)
     quality = "accuracy" if args.model == "digits" else "cosine"
-    print(f"\n{'config':30s}{'latency':>9s}{'p10-p90 ms':>15s}{'flops':>8s}{'params':>8s}{quality:>10s}{'time s':>8s}")
+    print(f"\n{'config':30s}{'latency':>9s}{'p10-p90 ms':>15s}{'predicted':>10s}{'flops':>8s}{'params':>8s}"
+          f"{quality:>10s}{'time s':>8s}")
     for r in rows:
-        print(f"{r['config']:30s}{r['latency']:9.3f}{r['spread'][0]:7.2f}-{r['spread'][1]:<7.2f}{r['flops']:8.3f}"
-              f"{r['params']:8.3f}{r['quality']:10.4f}{r['seconds']:8.1f}")
-    print("latency, flops and params are fractions of the dense model, measured after speed_up; "
-          "latency is the median of 50 runs interleaved with the dense model")
+        predicted = "" if r["predicted"] is None else f"{r['predicted']:.3f}"
+        print(f"{r['config']:30s}{r['latency']:9.3f}{r['spread'][0]:7.2f}-{r['spread'][1]:<7.2f}{predicted:>10s}"
+              f"{r['flops']:8.3f}{r['params']:8.3f}{r['quality']:10.4f}{r['seconds']:8.1f}")
+    print("latency, flops and params are fractions of the dense model, measured after speed_up; latency is the "
+          "median of 50 runs interleaved with the dense model; predicted: the objective's estimate for the kept "
+          "candidate (latency-table: the table; latency: the FLOPs proxy)")
     return rows
 
 

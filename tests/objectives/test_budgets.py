@@ -151,3 +151,15 @@ def test_measured_latency_run_leaves_a_smaller_model_and_reports_each_measuremen
     assert pi.count_params(model) < pi.count_params(dense)
     with torch.no_grad():
         assert torch.allclose(model(*x), masked, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_latency_objective_times_on_cuda_with_events():
+    model = WideCNN().eval()
+    x = (torch.randn(8, 3, 24, 24),)
+    pruner = pi.Pruner(model, x, target="channel", metric="l1",
+                       objective={"name": "latency", "target": 0.7, "device": "cuda", "tolerance": 0.3})
+    report = pruner.run()
+    measured = [t for t in report.steps[-1].tries if t["kind"] == "measured"]
+    assert measured and measured[-1]["detail"]["dense_ms"] > 0
+    assert report.steps[-1].objective_value <= 0.7 * 1.3
