@@ -6,15 +6,11 @@ import platform
 
 import torch
 
+from pruner_iface.latency_table import cpu_name
+
 
 def machine_header(title: str) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return (f"# {title}\nmachine: {cpu}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}\n"
+    return (f"# {title}\nmachine: {cpu_name()}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}\n"
             f"python {platform.python_version()}, torch {torch.__version__}")
 
 

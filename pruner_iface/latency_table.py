@@ -134,16 +134,19 @@ class Curves:
         return curves
 
 
-def device_name(device: str) -> str:
-    if device == "cuda":
-        return f"cuda:{torch.cuda.get_device_name()}"
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
-    return f"cpu:{cpu}"
+    return cpu
+
+
+def device_name(device: str) -> str:
+    return f"cuda:{torch.cuda.get_device_name()}" if device == "cuda" else f"cpu:{cpu_name()}"
 
 
 def default_cache_dir() -> Path:
