@@ -270,10 +270,8 @@ class Pruner:
         started = time.perf_counter()
         unit_scores, element_scores = loop.score_units(self.layers, self.metric)
         already = [int(layer.current_pruned().sum()) for layer in self.layers]
-        evaluate = None
-        if self._evaluate is not None:
-            def evaluate(pruned):
-                return self._evaluate_candidate(pruned, element_scores if any(element_scores) else None)
+        kept_scores = element_scores if any(element_scores) else None
+        evaluate = None if self._evaluate is None else (lambda pruned: self._evaluate_candidate(pruned, kept_scores))
         self.allocator.prepare(AllocationContext(self.layers, unit_scores, self.objective, value, already, evaluate))
         check = self._measure_candidate if self.objective.verify else None
         result = loop.meet(self.layers, unit_scores, self.allocator, self.objective, value, check)

@@ -1,6 +1,5 @@
 """Latency tables: measured points, the separable prediction, and the on-disk cache."""
 import json
-import warnings
 
 import numpy as np
 import pytest

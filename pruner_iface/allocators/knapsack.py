@@ -33,7 +33,7 @@ class Knapsack(Allocator):
     def prepare(self, context):
         self._savings = context.objective.savings(context.layers)
 
-    def _choices(self, layer, already: int, lo: int, hi: int) -> np.ndarray:
+    def _choices(self, layer, lo: int, hi: int) -> np.ndarray:
         counts = sorted({layer.legal_count(c) for c in range(lo, hi + 1)} | {lo})
         counts = [c for c in counts if lo <= c <= hi] or [lo]
         if len(counts) > self.max_choices:
@@ -48,7 +48,7 @@ class Knapsack(Allocator):
         lows, highs = self.bounds(layers, already)
         options = []
         for layer, scores, done, lo, hi, saving in zip(layers, unit_scores, already, lows, highs, self._savings):
-            counts = self._choices(layer, done, lo, hi)
+            counts = self._choices(layer, lo, hi)
             free = np.sort(scores[torch.isfinite(scores)].double().numpy())
             lost = np.concatenate([[0.0], np.cumsum(free)])
             extra = np.clip(counts - done, 0, len(free))

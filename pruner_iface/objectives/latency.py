@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..inputs import normalize_inputs
-from ..latency import compare_latency
+from ..latency import compare_latency, model_device
 from ..registry import check
 from .base import Objective, register_objective
 from .flops import Flops
@@ -85,8 +85,8 @@ class Latency(Objective):
 
     def measure(self, model: nn.Module) -> float:
         """Latency of `model` over the dense copy's, measured in interleaved rounds; the medians
-        and spreads are kept in `last_detail`."""
-        timed = model.to(self.device)
+        and spreads are kept in `last_detail`. A model on another device is timed as a copy."""
+        timed = model if model_device(model).type == self.device else copy.deepcopy(model).to(self.device)
         result = compare_latency({"dense": self._dense, "model": timed}, self._inputs, rounds=self.rounds,
                                  runs=self.runs, warmup=self.warmup, threads=self.threads)
         dense, ours = result["dense"], result["model"]
