@@ -82,6 +82,7 @@ def digits(args) -> list[dict]:
         fine_tune(model, 1 if args.quick else 4, seed=1)
         seconds = time.perf_counter() - started
         rows.append(measure(label, model, dense, timed, accuracy(model, data.x_test, data.y_test), seconds, pruner))
+        progress(rows[-1])
     rows.insert(0, measure("   dense", dense, dense, timed, accuracy(dense, data.x_test, data.y_test), 0.0, None))
     return rows
 
@@ -125,6 +126,7 @@ def minilm(args) -> list[dict]:
         seconds = time.perf_counter() - started
         rows.append(measure(label, model, dense, timed, fidelity(model, dense_sentences, tokenizer, sentences),
                             seconds, pruner))
+        progress(rows[-1])
     rows.insert(0, measure("   dense", dense, dense, timed, 1.0, 0.0, None))
     return rows
 
@@ -135,17 +137,26 @@ def measure(label, model, dense, timed, quality, seconds, pruner) -> dict:
             "spread": (lat["model"].p10_ms, lat["model"].p90_ms), "ms": lat["model"].median_ms,
             "flops": pi.count_flops(model, timed) / pi.count_flops(dense, timed),
             "params": pi.count_params(model) / pi.count_params(dense), "quality": quality, "seconds": seconds,
-            "predicted": _predicted(pruner)}
+            "predicted": _predicted(pruner), "errors": _errors(pruner)}
+
+
+def progress(row: dict) -> None:
+    print(f"  {row['config'].strip()}: latency {row['latency']:.3f}, quality {row['quality']:.4f} "
+          f"({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
 
 
 def _predicted(pruner) -> float | None:
     """What the objective predicted for the candidate it kept (latency-table: the table's
     prediction; latency: the FLOPs proxy), to set against the measured latency."""
-    if pruner is None or not pruner.objective.verify:
-        return None
-    step = pruner.report.steps[-1]
-    chosen = [t for t in step.tries if t["kind"] == "measured" and t["value"] == step.objective_value]
-    return chosen[-1]["estimate"] if chosen else None
+    return None if pruner is None else pruner.report.steps[-1].objective_predicted
+
+
+def _errors(pruner) -> str:
+    errors = [] if pruner is None else pruner.report.prediction_errors()
+    if not errors:
+        return "no measured candidates"
+    return (f"over its {len(errors)} measured candidates mean |error| {sum(map(abs, errors)) / len(errors):.1%} "
+            f"({min(errors):+.1%} to {max(errors):+.1%})")
 
 
 def main(argv=None):
@@ -168,6 +179,10 @@ def main(argv=None):
         predicted = "" if r["predicted"] is None else f"{r['predicted']:.3f}"
         print(f"{r['config']:30s}{r['latency']:9.3f}{r['spread'][0]:7.2f}-{r['spread'][1]:<7.2f}{predicted:>10s}"
               f"{r['flops']:8.3f}{r['params']:8.3f}{r['quality']:10.4f}{r['seconds']:8.1f}")
+    for r in rows:
+        if r["predicted"] is not None:
+            print(f"{r['config'].strip()}: prediction error {r['predicted'] / r['latency'] - 1:+.1%} against the "
+                  f"final measurement; {r['errors']}")
     print("latency, flops and params are fractions of the dense model, measured after speed_up; latency is the "
           "median of 50 runs interleaved with the dense model; predicted: the objective's estimate for the kept "
           "candidate (latency-table: the table; latency: the FLOPs proxy)")

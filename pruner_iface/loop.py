@@ -35,6 +35,7 @@ class StepResult:
     pruned: list[torch.Tensor]
     value: float
     tries: list[Try] = field(default_factory=list)
+    predicted: Optional[float] = None  # verified objectives: the estimate of the kept candidate
 
 
 def score_units(layers: list[TargetLayer], metric: Metric) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
@@ -167,7 +168,7 @@ def meet(
             closest = measured
         if objective.within_tolerance(measured, target):
             if best is None or abs(measured - target) < abs(best[1] - target):
-                best = (result.pruned, measured)
+                best = (result.pruned, measured, result.value)
             if abs(measured - target) <= objective.tolerance * target:  # not over-pruned beyond it either
                 break
         point = (result.value, measured)
@@ -194,4 +195,4 @@ def meet(
             f"{sum(t.kind == 'measured' for t in tries)} measurements, tolerance {objective.tolerance:.0%}); "
             f"the model was left as it was before this step"
         )
-    return StepResult(best[0], best[1], tries)
+    return StepResult(best[0], best[1], tries, predicted=best[2])

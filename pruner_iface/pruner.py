@@ -286,6 +286,7 @@ class Pruner:
         measured = result.value if self.objective.verify or self.objective.removes else self.objective.measure(self.model)
         self.report.steps.append(StepRow(
             step=step, objective_target=value, objective_value=result.value, objective_measured=measured,
+            objective_predicted=result.predicted,
             params=count_params(self.model), flops=self._flops(),
             tries=[t.as_dict() for t in result.tries],
             seconds=time.perf_counter() - started,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
+import pkgutil
 import warnings
 from importlib import metadata
 from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
@@ -17,6 +19,14 @@ from .errors import ConfigError, UnknownNameError
 T = TypeVar("T")
 PLUGIN_GROUP = "pruner_iface.plugins"
 _plugins_loaded = False
+
+
+def import_parts(package: str, path) -> None:
+    """Import every module of a part sub-package, so that each registers itself: a new part is
+    one new file, listed nowhere else."""
+    for info in pkgutil.iter_modules(path):
+        if info.name != "base":
+            importlib.import_module(f"{package}.{info.name}")
 
 
 def load_plugins() -> None:

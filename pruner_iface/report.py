@@ -26,6 +26,7 @@ class StepRow:
     flops: Optional[int]
     tries: list[dict]
     objective_measured: Optional[float] = None  # the true value after masking (budgets) or of the chosen candidate
+    objective_predicted: Optional[float] = None  # verified objectives: what the cost model predicted for it
     evaluation: Optional[float] = None
     seconds: float = 0.0
 
@@ -49,6 +50,12 @@ class Report:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def prediction_errors(self) -> list[float]:
+        """Relative error (predicted / measured − 1) of the objective's cost model for every
+        measured candidate of every step: how far a latency table or proxy was from the clock."""
+        return [t["estimate"] / t["value"] - 1 for s in self.steps for t in s.tries
+                if t.get("kind") == "measured" and t.get("estimate") is not None and t["value"]]
 
     def to_json(self, path: str | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2, default=str)
@@ -84,14 +91,20 @@ class Report:
             "",
             f"## Steps ({self.objective}, target {self.objective_target})",
             "",
-            "| step | target | reached | params | FLOPs | tries | evaluate() | seconds |",
-            "|---|---|---|---|---|---|---|---|",
+            "| step | target | reached | predicted | params | FLOPs | tries | evaluate() | seconds |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for s in self.steps:
             lines.append(
-                f"| {s.step} | {s.objective_target:.4f} | {s.objective_value:.4f} | {num(s.params)} | "
+                f"| {s.step} | {s.objective_target:.4f} | {s.objective_value:.4f} | "
+                f"{num(s.objective_predicted, '{:.4f}')} | {num(s.params)} | "
                 f"{num(s.flops)} | {len(s.tries)} | {num(s.evaluation, '{:.4f}')} | {s.seconds:.2f} |"
             )
+        errors = self.prediction_errors()
+        if errors:
+            mean_abs = sum(abs(e) for e in errors) / len(errors)
+            lines += ["", f"Cost model vs measurement over {len(errors)} measured candidates: mean |error| "
+                          f"{mean_abs:.1%}, range {min(errors):+.1%} to {max(errors):+.1%}."]
         lines += ["", "## Layers", "", "| layer | shape | kept / total | sparsity | units kept / total |", "|---|---|---|---|---|"]
         for r in self.layers:
             lines.append(

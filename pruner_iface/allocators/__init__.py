@@ -1,5 +1,7 @@
 """Allocators: how much to prune where. Import registers every built-in allocator."""
 from .base import ALLOCATORS, AllocationContext, Allocator, Proposal, register_allocator
-from . import annealing, erk, global_threshold, knapsack, lamp, sensitivity, uniform  # noqa: F401  (registration)
+from ..registry import import_parts
+
+import_parts(__name__, __path__)  # every module of this package registers its parts
 
 __all__ = ["ALLOCATORS", "AllocationContext", "Allocator", "Proposal", "register_allocator"]

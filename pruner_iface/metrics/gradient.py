@@ -61,7 +61,17 @@ class Gradient(GradientStatistic):
 @register_metric("taylor")
 @dataclass
 class Taylor(GradientStatistic):
-    """|w·g| averaged over batches (first-order Taylor estimate of the loss change)."""
+    """|w·g|^power averaged over batches: the first-order Taylor estimate of the loss change;
+    power=2 is NNI's TaylorFO ((w·g)² accumulated per unit)."""
+
+    power: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.power in (1, 2), "power", f"must be 1 (|w·g|) or 2 ((w·g)²); got {self.power!r}")
+
+    def statistic(self, weight, grad):
+        return (weight * grad).abs().pow(self.power)
 
 
 @register_metric("snip")

@@ -1,5 +1,7 @@
 """Objectives: what the user wants. Import registers every built-in objective."""
 from .base import OBJECTIVES, Objective, register_objective
-from . import flops, latency, latency_table, params, sparsity  # noqa: F401  (registration)
+from ..registry import import_parts
+
+import_parts(__name__, __path__)  # every module of this package registers its parts
 
 __all__ = ["OBJECTIVES", "Objective", "register_objective"]

@@ -1,5 +1,7 @@
 """Schedulers: how the objective grows over time. Import registers every built-in scheduler."""
 from .base import SCHEDULERS, CurveScheduler, Scheduler, register_scheduler
-from . import agp, decay, linear, one_pass, table  # noqa: F401  (registration)
+from ..registry import import_parts
+
+import_parts(__name__, __path__)  # every module of this package registers its parts
 
 __all__ = ["SCHEDULERS", "CurveScheduler", "Scheduler", "register_scheduler"]

@@ -105,6 +105,7 @@ def test_meet_corrects_its_aim_until_the_measurement_meets_the_target(cnn, cnn_i
     assert len(measured) == check.calls >= 2
     assert result.value <= 0.6 * 1.05
     assert result.value == pytest.approx(0.25 + 0.9 * obj.estimate(layers, result.pruned))
+    assert result.predicted == pytest.approx(obj.estimate(layers, result.pruned))  # the kept candidate's estimate
     assert measured[0].aim == 0.6 and measured[-1].aim < 0.6
 
 
@@ -144,6 +145,11 @@ def test_measured_latency_run_leaves_a_smaller_model_and_reports_each_measuremen
     assert measured and all({"ms", "p10_ms", "p90_ms", "dense_ms", "estimate"} <= set(t) | set(t["detail"])
                             for t in measured)
     assert step.objective_value <= 0.6 * 1.5
+    kept = [t for t in measured if t["value"] == step.objective_value][-1]
+    assert step.objective_predicted == kept["estimate"]
+    errors = report.prediction_errors()
+    assert errors == pytest.approx([t["estimate"] / t["value"] - 1 for t in measured])
+    assert "Cost model vs measurement over" in report.to_markdown()
     with torch.no_grad():
         masked = model(*x)
     pruner.speed_up()
