@@ -154,6 +154,10 @@ def meet(
     target, the one closest to it wins. Raises ObjectiveNotReachedError with the closest measured
     value if none does within ``objective.checks`` measurements.
     """
+    if objective.exact:  # the allocator meets it in one exact allocation
+        pruned = allocator.allocate_exact(layers, unit_scores, objective)
+        value = objective.estimate(layers, pruned)
+        return StepResult(pruned, value, [Try(None, value, "exact")])
     result = search(layers, unit_scores, allocator, objective, target)
     if check is None or not objective.verify:
         return result

@@ -66,6 +66,10 @@ class Pruner:
                 f"objective {self.objective.registered_name!r} is measured on the physically shrunk model, but target "
                 f"{self.target.registered_name!r} shrinks nothing; use a structured target (channel, head, mlp, "
                 f"hidden, channel-local) or a flops/params/sparsity objective")
+        if self.objective.exact and not self.allocator.exact:
+            raise ConfigError(
+                f"objective {self.objective.registered_name!r} prunes an exact amount, which allocator "
+                f"{self.allocator.registered_name!r} cannot; use 'uniform' (in each layer) or 'global' (over all layers)")
         self.layers = self.target.bind(model, include, exclude, example_inputs)
         check_forward(model, self._args, self._kwargs)
         self.objective.bind(model, example_inputs, self.layers)
@@ -243,6 +247,8 @@ class Pruner:
         e.g. the first step of a curve that starts at the dense value)."""
         if step in self._done_steps:
             return True
+        if self.objective.exact:  # an amount of what is left: never met in advance
+            return False
         current = [layer.current_pruned() for layer in self.layers]
         if self.objective.achieved(self.objective.estimate(self.layers, current), value):
             self._done_steps.add(step)
@@ -252,6 +258,8 @@ class Pruner:
     def _check_reachable(self) -> None:
         """Fail before the first step if the final objective is out of reach of the allocator's
         bounds, rather than after earlier steps have pruned and fine-tuned."""
+        if self.objective.exact:
+            return  # the exact allocation checks its own counts before anything is masked
         current = [layer.current_pruned() for layer in self.layers]
         scores = [-c.float() for c in current]  # units already pruned are chosen first
         _, highs = self.allocator.bounds(self.layers, [int(c.sum()) for c in current])

@@ -41,3 +41,11 @@ def lowest_k(scores: torch.Tensor, k: int) -> torch.Tensor:
         ties = (scores == t).nonzero().reshape(-1)[:missing]
         chosen[ties] = True
     return chosen
+
+
+def torch_lowest(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the `k` lowest entries of a flat tensor exactly as ``torch.topk(largest=False)``
+    picks them (ties included), so that masks can match torch.nn.utils.prune bit for bit."""
+    if k <= 0:
+        return torch.zeros(0, dtype=torch.long, device=scores.device)
+    return torch.topk(scores, k=k, largest=False).indices

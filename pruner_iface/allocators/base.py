@@ -61,6 +61,7 @@ class Allocator(ABC):
     overrides: dict = field(default_factory=dict)
 
     needs_evaluate: ClassVar[bool] = False  # prepare() calls context.evaluate (run(evaluate=...) is required)
+    exact: ClassVar[bool] = False  # has allocate_exact(layers, unit_scores, objective): meets the `amount` objective
 
     def __post_init__(self) -> None:
         check(0.0 <= self.min_ratio < 1.0, "min_ratio", f"must be in [0, 1); got {self.min_ratio}")

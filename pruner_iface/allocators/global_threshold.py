@@ -5,7 +5,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..selection_ops import kth_smallest
+from ..errors import ConfigError, ObjectiveNotReachedError
+from ..selection_ops import kth_smallest, torch_lowest
 from .base import Allocator, Proposal, register_allocator, units_for
 
 
@@ -13,6 +14,32 @@ from .base import Allocator, Proposal, register_allocator, units_for
 @dataclass
 class GlobalThreshold(Allocator):
     """Prune the `level` fraction of all units with the lowest scores, wherever they are."""
+
+    exact = True
+
+    def allocate_exact(self, layers, unit_scores, objective) -> list[torch.Tensor]:
+        """``objective.units(all units left)`` more, the lowest-scoring over all layers together
+        (scores concatenated in layer order, chosen as torch.topk picks them: torch's
+        global_unstructured)."""
+        for layer in layers:
+            if not layer.free_choice:
+                raise ConfigError(f"allocator 'global' with the amount objective needs layers whose units can be "
+                                  f"chosen freely; {layer.name!r} constrains its sets (use allocator 'uniform')")
+        already = [layer.current_pruned() for layer in layers]
+        free = [(~done).nonzero().reshape(-1) for done in already]
+        flat = torch.cat([scores[f].reshape(-1).float() for scores, f in zip(unit_scores, free)])
+        chosen = torch_lowest(flat, objective.units(flat.numel(), "the selected layers"))
+        out, offset = [], 0
+        for layer, done, f in zip(layers, already, free):
+            mine = chosen[(chosen >= offset) & (chosen < offset + len(f))] - offset
+            pruned = done.clone()
+            pruned[f[mine]] = True
+            if int(pruned.sum()) > layer.max_units:
+                raise ObjectiveNotReachedError(f"amount: layer {layer.name!r} would lose all of its units; at least "
+                                               f"one is kept. The model was left as it was")
+            out.append(pruned)
+            offset += len(f)
+        return out
 
     def propose(self, layers, unit_scores, level):
         total = sum(s.numel() for s in unit_scores)

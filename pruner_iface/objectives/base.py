@@ -38,6 +38,7 @@ class Objective(ABC):
     unit: ClassVar[str] = ""         # unit of `absolute`; empty: no absolute form
     verify: ClassVar[bool] = False   # True: estimates are predictions; candidates are measured before use
     needs_speed_up: ClassVar[bool] = False  # measured on the physically shrunk model
+    exact: ClassVar[bool] = False    # met by one exact allocation (the allocator's allocate_exact), no search
 
     def __post_init__(self) -> None:
         if self.absolute is not None:
