@@ -29,7 +29,7 @@ def test_every_preset_prunes_the_test_cnn(name, cnn, cnn_inputs, cnn_batches):
 def test_unknown_preset_and_override_are_errors():
     with pytest.raises(UnknownNameError, match="Did you mean 'snip'"):
         pi.presets.get("snp")
-    with pytest.raises(ConfigError, match="not a part"):
+    with pytest.raises(ConfigError, match="neither an option of the preset nor a part"):
         pi.presets.resolve("snip", speed=True)
 
 

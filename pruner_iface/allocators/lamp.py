@@ -32,5 +32,7 @@ class Lamp(GlobalThreshold):
     """Units ranked globally by their LAMP score, which rescales each layer's scores by what
     remains above them, so that no layer is emptied while others keep weak units."""
 
+    exact = False  # ranks rescaled scores; the amount objective's exact global pick reads raw ones
+
     def propose(self, layers, unit_scores, level):
         return super().propose(layers, [lamp_scores(s) for s in unit_scores], level)

@@ -1,8 +1,9 @@
 """`random`: uniform random scores from a seeded generator (a baseline).
 
-Scores are −u with u ~ U[0, 1), drawn only for the weights (or, with `along`, the slices) not
-pruned yet, in row-major order: the units torch.nn.utils.prune's random methods remove (the
-highest u) score lowest, so with the same seed the masks match torch's, also when pruning again.
+u ~ U[0, 1) is drawn only for the weights (or, with `along`, the slices) not pruned yet, in
+row-major order, and oriented as torch.nn.utils.prune orients it: random_unstructured removes the
+highest u (scores are −u), random_structured the lowest (scores are u). With the same seed the
+masks match torch's, also when pruning again.
 """
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ class Random(Metric):
         check(dim is not None, "along", f"{self.along} is not a dim of {layer.name!r}'s weight {tuple(weight.shape)}")
         n = weight.shape[dim]
         alive = torch.ones(n, dtype=torch.bool) if mask is None else mask.cpu().movedim(dim, 0).reshape(n, -1).any(1)
-        per_slice = torch.full((n,), float("inf"))
+        per_slice = torch.full((n,), float("-inf"))
         per_slice[alive] = torch.rand(int(alive.sum()), generator=self._generator)
         shape = [1] * weight.dim()
         shape[dim] = n
-        return -per_slice.reshape(shape).expand(weight.shape).to(weight.device)
+        return per_slice.reshape(shape).expand(weight.shape).to(weight.device)

@@ -1,8 +1,10 @@
-"""Presets: named compositions of the five parts. A preset is nothing but a config dict."""
+"""Presets: named compositions of the five parts. A preset is nothing but a config dict, plus
+the options of the original algorithm, each mapped to the part options it sets
+(``{"amount": "objective.target", "dim": ["target.dim", "metric.along"]}``)."""
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
@@ -17,15 +19,20 @@ class Preset:
     description: str
     origin: str
     config: dict
+    options: dict = field(default_factory=dict)  # original's option -> "part.key" path(s) it sets
 
 
 _PRESETS: dict[str, Preset] = {}
 
 
-def register_preset(name: str, description: str, origin: str, config: dict) -> Preset:
+def register_preset(name: str, description: str, origin: str, config: dict, options: dict | None = None) -> Preset:
     if name in _PRESETS:
         raise ConfigError(f"preset {name!r} is already registered")
-    preset = Preset(name, description, origin, config)
+    for option, paths in (options or {}).items():
+        for path in [paths] if isinstance(paths, str) else paths:
+            if path.split(".")[0] not in PART_KEYS or path.count(".") != 1:
+                raise ConfigError(f"preset {name!r}: option {option!r} maps to {path!r}, not 'part.key'")
+    preset = Preset(name, description, origin, config, dict(options or {}))
     _PRESETS[name] = preset
     return preset
 
@@ -43,14 +50,25 @@ def get(name: str) -> Preset:
 def resolve(name: str, **overrides: Any) -> dict:
     """The preset's config with `overrides` applied.
 
-    A dict override for a part whose preset spec is a dict of the same name updates its options
+    An override named like one of the preset's `options` (the original algorithm's option, e.g.
+    ``amount``) sets the part options it maps to. A dict override for a part whose preset spec is a dict of the same name updates its options
     (``objective={"target": 0.7}``); any other value replaces the part. A bare number for
     `objective` sets its target.
     """
-    config = copy.deepcopy(get(name).config)
+    preset = get(name)
+    config = copy.deepcopy(preset.config)
     for key, value in overrides.items():
+        if key in preset.options:
+            paths = preset.options[key]
+            for path in [paths] if isinstance(paths, str) else paths:
+                part, option = path.split(".")
+                spec = config.get(part)
+                config[part] = {**(spec if isinstance(spec, dict) else {"name": spec}), option: value}
+            continue
         if key not in PART_KEYS:
-            raise ConfigError(f"preset override {key!r} is not a part; allowed: {', '.join(PART_KEYS)}")
+            own = f"options of {name!r}: {', '.join(preset.options)}; " if preset.options else f"{name!r} has no options; "
+            raise ConfigError(f"preset override {key!r} is neither an option of the preset nor a part ({own}"
+                              f"parts: {', '.join(PART_KEYS)})")
         current = config.get(key)
         if key == "objective" and isinstance(value, (int, float)) and not isinstance(value, bool):
             value = {**current, "target": value} if isinstance(current, dict) else {"name": current, "target": value}
@@ -60,4 +78,6 @@ def resolve(name: str, **overrides: Any) -> dict:
     return config
 
 
-from . import builtin  # noqa: E402,F401  (registration)
+from ..registry import import_parts  # noqa: E402
+
+import_parts(__name__, __path__)  # every module of this package registers its presets
