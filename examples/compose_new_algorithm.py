@@ -1,6 +1,6 @@
 """Compose a pruning algorithm from parts, including a new metric registered in a few lines.
 
-Run: .venv/bin/python examples/compose_quickstart.py
+Run: .venv/bin/python examples/compose_new_algorithm.py
 """
 from dataclasses import dataclass
 
