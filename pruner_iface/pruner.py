@@ -74,6 +74,11 @@ class Pruner:
         check_forward(model, self._args, self._kwargs)
         self.objective.bind(model, example_inputs, self.layers)
         self.plan = self.scheduler.plan(self.objective)
+        if self.objective.exact and len(self.plan) != 1:
+            raise ConfigError(
+                f"objective {self.objective.registered_name!r} prunes a share of what is left in one step, but scheduler "
+                f"{self.scheduler.registered_name!r} plans {len(self.plan)} steps; use 'one-pass' (and prune again "
+                f"with a new Pruner, as with torch.nn.utils.prune)")
         self._parts_spec = {
             "target": _spec(target), "metric": _spec(metric), "allocator": _spec(allocator),
             "scheduler": _spec(scheduler), "objective": _spec(objective),

@@ -42,7 +42,7 @@ class Wanda(DataMetric):
     def collect(self, model, layers, data, loss_fn) -> None:
         if data is None or loss_fn is None:
             raise MissingDataError("metric 'wanda' needs input activations: pass data=<calibration batches> and "
-                                   f"loss_fn=<callable(model, batch)> (only its forward pass is used) to Pruner.run")
+                                   "loss_fn=<callable(model, batch)> (only its forward pass is used) to Pruner.run")
         modules = {}
         for layer in layers:
             for member in layer.members():

@@ -149,9 +149,3 @@ def test_bad_amount_and_unknown_preset_option_are_named():
         pi.Pruner.from_preset("torch.l1_unstructured", model, inputs("linear", 3), ratio=0.5)
     with pytest.raises(ConfigError, match=r"metric.p.*positive finite"):
         pi.Pruner.from_preset("torch.ln_structured", model, inputs("linear", 3), n=-1)
-
-
-def test_amount_objective_needs_an_exact_allocator(cnn, cnn_inputs):
-    with pytest.raises(ConfigError, match="'lamp' cannot; use 'uniform'"):
-        pi.Pruner(cnn, cnn_inputs, target="element", metric="l1", allocator="lamp",
-                  objective={"name": "amount", "target": 0.5})
