@@ -135,6 +135,36 @@ def run_backward_passes(
         )
 
 
+def run_forward_passes(
+    model: nn.Module,
+    modules,
+    hook: Callable[[nn.Module, tuple], None],
+    data: Iterable,
+    loss_fn: Callable[[nn.Module, Any], Any],
+    batches: int | None,
+    metric_name: str,
+) -> None:
+    """Forward `loss_fn(model, batch)` over `data` (no gradients, eval mode) with `hook` as a
+    forward pre-hook on each of `modules`; the hooks are removed afterwards, whatever happens."""
+    if data is None or loss_fn is None:
+        raise MissingDataError(f"metric {metric_name!r} needs activations: pass data=<batches> and "
+                               f"loss_fn=<callable(model, batch)> (only its forward pass is used) to Pruner.run")
+    handles = [m.register_forward_pre_hook(hook) for m in modules]
+    seen = 0
+    try:
+        with torch.no_grad(), eval_mode(model):
+            for batch in data:
+                if batches is not None and seen >= batches:
+                    break
+                loss_fn(model, batch)
+                seen += 1
+    finally:
+        for h in handles:
+            h.remove()
+    if seen == 0:
+        raise MissingDataError(f"metric {metric_name!r}: data yielded no batch (an exhausted iterator?)")
+
+
 def _backward_each(model, params, data, loss_fn, batches, on_batch) -> int:
     seen = 0
     for batch in data:

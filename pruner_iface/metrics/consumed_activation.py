@@ -11,9 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import InputError, MissingDataError
-from ..inputs import eval_mode
-from .base import DataMetric, UnitMetric, consumer_slices
+from ..errors import InputError
+from .base import DataMetric, UnitMetric, consumer_slices, run_forward_passes
 
 
 @dataclass
@@ -32,9 +31,6 @@ class ConsumedActivation(UnitMetric, DataMetric):
         self._scores: dict[int, torch.Tensor] = {}
 
     def collect(self, model, layers, data, loss_fn) -> None:
-        if data is None or loss_fn is None:
-            raise MissingDataError(f"metric {self.registered_name!r} needs activations: pass data=<batches> and "
-                                   f"loss_fn=<callable(model, batch)> (only its forward pass is used) to Pruner.run")
         plans = {id(layer): consumer_slices(layer, self.registered_name) for layer in layers}
         modules = {ref.module for plan in plans.values() for unit in plan for ref, _, _ in unit}
         sums: dict[nn.Module, torch.Tensor] = {}
@@ -48,20 +44,7 @@ class ConsumedActivation(UnitMetric, DataMetric):
             sums[module] = per_feature if module not in sums else sums[module] + per_feature
             samples[module] = samples.get(module, 0) + rows.shape[1]
 
-        handles = [m.register_forward_pre_hook(hook) for m in modules]
-        seen = 0
-        try:
-            with torch.no_grad(), eval_mode(model):
-                for batch in data:
-                    if self.batches is not None and seen >= self.batches:
-                        break
-                    loss_fn(model, batch)
-                    seen += 1
-        finally:
-            for h in handles:
-                h.remove()
-        if seen == 0:
-            raise MissingDataError(f"metric {self.registered_name!r}: data yielded no batch")
+        run_forward_passes(model, modules, hook, data, loss_fn, self.batches, self.registered_name)
         self.reset()
         for layer in layers:
             totals, counts = [], []

@@ -16,9 +16,8 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from ..errors import InputError, MissingDataError
-from ..inputs import eval_mode
-from .base import DataMetric, register_metric
+from ..errors import InputError
+from .base import DataMetric, register_metric, run_forward_passes
 
 
 def _input_axis(module: nn.Module, weight: torch.Tensor) -> int | None:
@@ -40,9 +39,6 @@ class Wanda(DataMetric):
         self._squares: dict[nn.Module, torch.Tensor] = {}
 
     def collect(self, model, layers, data, loss_fn) -> None:
-        if data is None or loss_fn is None:
-            raise MissingDataError("metric 'wanda' needs input activations: pass data=<calibration batches> and "
-                                   "loss_fn=<callable(model, batch)> (only its forward pass is used) to Pruner.run")
         modules = {}
         for layer in layers:
             for member in layer.members():
@@ -57,20 +53,7 @@ class Wanda(DataMetric):
             per_feature = x.movedim(axis, 0).reshape(x.shape[axis], -1).pow(2).sum(1)
             squares[module] = per_feature if module not in squares else squares[module] + per_feature
 
-        handles = [m.register_forward_pre_hook(hook) for m in modules]
-        seen = 0
-        try:
-            with torch.no_grad(), eval_mode(model):
-                for batch in data:
-                    if self.batches is not None and seen >= self.batches:
-                        break
-                    loss_fn(model, batch)
-                    seen += 1
-        finally:
-            for h in handles:
-                h.remove()
-        if seen == 0:
-            raise MissingDataError("metric 'wanda': data yielded no batch")
+        run_forward_passes(model, modules, hook, data, loss_fn, self.batches, self.registered_name)
         self._squares = squares
 
     def observe(self, layers) -> None:
