@@ -84,7 +84,8 @@ def _cmd_presets(args) -> int:
 
     for name in presets.names():
         p = presets.get(name)
-        print(f"{name:20s} {p.description}  [{p.origin}]")
+        options = f" (options: {', '.join(p.options)})" if p.options else ""
+        print(f"{name:27s} {p.description}{options}  [{p.origin}]")
     return 0
 
 
