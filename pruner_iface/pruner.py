@@ -129,7 +129,8 @@ class Pruner:
                 raise InputError(f"{name} must be callable; got {type(fn).__name__}")
         if self.metric.requires_data and (data is None or loss_fn is None):
             raise MissingDataError(
-                f"metric {self.metric.registered_name!r} needs gradients: pass data=<iterable of batches> and "
+                f"metric {self.metric.registered_name!r} learns from data (gradients or activations): pass "
+                f"data=<iterable of batches> and "
                 f"loss_fn=<callable(model, batch) -> scalar loss> to run()"
             )
         self._use_evaluate(evaluate)

@@ -106,10 +106,12 @@ def test_wrong_example_inputs_name_the_problem(cnn):
         pi.Pruner(cnn, 3, target="element", metric="l1", objective={"name": "sparsity", "target": 0.5})
 
 
-def test_metric_needing_data_without_data_fails_before_any_change(cnn, cnn_inputs):
+@pytest.mark.parametrize("metric,target", [("snip", "element"), ("wanda", "element"), ("hessian", "element"),
+                                           ("apoz", "channel"), ("activation_norm", "channel")])
+def test_metric_needing_data_without_data_fails_before_any_change(metric, target, cnn, cnn_inputs):
     before = state(cnn)
-    pruner = pi.Pruner(cnn, cnn_inputs, target="element", metric="snip", objective={"name": "sparsity", "target": 0.5})
-    with pytest.raises(MissingDataError, match="metric 'snip' needs gradients"):
+    pruner = pi.Pruner(cnn, cnn_inputs, target=target, metric=metric, objective={"name": "sparsity", "target": 0.5})
+    with pytest.raises(MissingDataError, match=f"metric '{metric}' learns from data"):
         pruner.run()
     assert same_state(cnn, before)
 
