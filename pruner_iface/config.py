@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Optional
 
 import yaml
@@ -14,6 +14,7 @@ from .metrics import METRICS
 from .objectives import OBJECTIVES
 from .schedulers import SCHEDULERS
 from .targets import TARGETS
+from .training import MECHANISMS
 
 
 @dataclass
@@ -23,9 +24,26 @@ class Parts:
     allocator: Any
     scheduler: Any
     objective: Any
+    training: list = field(default_factory=list)
 
 
-def build_parts(target, metric, allocator, scheduler, objective) -> Parts:
+def build_training(specs: Optional[list]) -> list:
+    """The training-time mechanisms of a `training` list (names, dicts or instances)."""
+    if specs is None:
+        return []
+    if not isinstance(specs, (list, tuple)):
+        raise ConfigError(f"training: must be a list of mechanisms (names or dicts); got {type(specs).__name__}")
+    built = [MECHANISMS.build(spec, f"training[{i}]") for i, spec in enumerate(specs)]
+    names = [m.registered_name for m in built]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"training: {', '.join(map(repr, twice))} listed more than once; list each mechanism once")
+    if sum(m.stages_masks for m in built) > 1:
+        raise ConfigError("training: at most one mechanism may stage a step's masks (e.g. 'progressive')")
+    return built
+
+
+def build_parts(target, metric, allocator, scheduler, objective, training=None) -> Parts:
     """Build each part from a name, dict or instance, then check that they fit together."""
     parts = Parts(
         target=TARGETS.build(target, "target"),
@@ -33,6 +51,7 @@ def build_parts(target, metric, allocator, scheduler, objective) -> Parts:
         allocator=ALLOCATORS.build(allocator, "allocator"),
         scheduler=SCHEDULERS.build(scheduler, "scheduler"),
         objective=OBJECTIVES.build(objective, "objective"),
+        training=build_training(training),
     )
     max_sparsity = getattr(parts.target, "max_sparsity", None)
     if max_sparsity is not None and parts.objective.removes and parts.objective.target > max_sparsity + 1e-12:
@@ -63,6 +82,7 @@ class PrunerConfig:
     include: Optional[list] = None
     exclude: Optional[list] = None
     speed_up: bool = False
+    training: Optional[list] = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "PrunerConfig":
@@ -108,7 +128,7 @@ class PrunerConfig:
         return cls.from_file(source)
 
     def validate(self) -> Parts:
-        return build_parts(self.target, self.metric, self.allocator, self.scheduler, self.objective)
+        return build_parts(self.target, self.metric, self.allocator, self.scheduler, self.objective, self.training)
 
     def to_dict(self) -> dict:
         out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}

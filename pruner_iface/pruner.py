@@ -24,6 +24,8 @@ from .inputs import check_forward, normalize_inputs
 from .masks import reapply_masks, set_mask
 from .metrics.base import UnitMetric
 from .report import LayerRow, Report, StepRow
+from .training.base import MaskChange, TrainingContext
+from .training.hook_check import WHEN, HookCheck
 
 
 def _spec(part: Any) -> Any:
@@ -37,7 +39,9 @@ class Pruner:
 
     Each part is a registered name, a dict ``{"name": ..., **options}`` or an instance.
     `example_inputs` is a tuple of positional tensors or a dict of keyword inputs; `include` /
-    `exclude` are module-name regexes (full match).
+    `exclude` are module-name regexes (full match). `training` lists training-time mechanisms
+    (names or dicts: group_lasso, slim, pattern_lock, progressive, rewind) that act through the
+    training-loop hooks.
     """
 
     def __init__(
@@ -52,14 +56,15 @@ class Pruner:
         scheduler: Any = "one-pass",
         include: Optional[list[str]] = None,
         exclude: Optional[list[str]] = None,
+        training: Optional[list] = None,
     ):
         if not isinstance(model, nn.Module):
             raise InputError(f"model must be a torch.nn.Module; got {type(model).__name__}")
         self.model = model
         self.example_inputs = example_inputs
         self._args, self._kwargs = normalize_inputs(example_inputs)
-        parts = build_parts(target, metric, allocator, scheduler, objective)
-        self.target, self.metric = parts.target, parts.metric
+        parts = build_parts(target, metric, allocator, scheduler, objective, training)
+        self.target, self.metric, self.training = parts.target, parts.metric, parts.training
         self.allocator, self.scheduler, self.objective = parts.allocator, parts.scheduler, parts.objective
         if self.objective.needs_speed_up and not self.target.structured:
             raise ConfigError(
@@ -74,6 +79,8 @@ class Pruner:
         check_forward(model, self._args, self._kwargs)
         self.objective.bind(model, example_inputs, self.layers)
         self.plan = self.scheduler.plan(self.objective)
+        for mechanism in self.training:
+            mechanism.bind(TrainingContext(model, self.layers, self.scheduler))
         if self.objective.exact and len(self.plan) != 1:
             raise ConfigError(
                 f"objective {self.objective.registered_name!r} prunes a share of what is left in one step, but scheduler "
@@ -84,6 +91,8 @@ class Pruner:
             "scheduler": _spec(scheduler), "objective": _spec(objective),
             "include": include, "exclude": exclude,
         }
+        if self.training:
+            self._parts_spec["training"] = [_spec(m) for m in training]
         self._dense_params = sum(p.numel() for p in model.parameters())
         self._dense_flops = self._flops()
         self.report = self._new_report()
@@ -91,6 +100,8 @@ class Pruner:
         self._sped_up = False
         self._done_steps: set[int] = set()
         self._evaluate: Optional[Callable[[nn.Module], float]] = None
+        self._hooks = HookCheck(model)
+        self._counter_used = False  # on_step_begin() without a step: the schedule follows our counter
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -98,7 +109,8 @@ class Pruner:
         """Build from a PrunerConfig, a dict or a YAML/JSON file path."""
         cfg = PrunerConfig.load(config)
         return cls(model, example_inputs, target=cfg.target, metric=cfg.metric, allocator=cfg.allocator,
-                   scheduler=cfg.scheduler, objective=cfg.objective, include=cfg.include, exclude=cfg.exclude)
+                   scheduler=cfg.scheduler, objective=cfg.objective, include=cfg.include, exclude=cfg.exclude,
+                   training=cfg.training)
 
     @classmethod
     def from_preset(cls, name: str, model: nn.Module, example_inputs: Any, **overrides: Any) -> "Pruner":
@@ -134,6 +146,7 @@ class Pruner:
                 f"loss_fn=<callable(model, batch) -> scalar loss> to run()"
             )
         self._use_evaluate(evaluate)
+        self._check_run_training(fine_tune)
         self._check_reachable()
         if evaluate is not None and self.report.dense_evaluation is None:
             self.report.dense_evaluation = float(evaluate(self.model))
@@ -141,18 +154,24 @@ class Pruner:
         steps = [(s, v) for s, v in self.plan if s not in self._done_steps]
         from tqdm.auto import tqdm
 
-        for step, value in tqdm(steps, desc="pruning", disable=not progress or len(steps) < 2):
-            if self._already_met(step, value):
-                continue
-            if self.metric.requires_data:
-                self.metric.collect(self.model, self._scored(), data, loss_fn)
-            self._prune_to(step, value)
-            self.metric.after_prune()
-            if fine_tune is not None:
-                fine_tune(self.model, step)
-                reapply_masks(self.model)
-            if evaluate is not None:
-                self.report.steps[-1].evaluation = float(evaluate(self.model))
+        self._begin_training()
+        try:
+            for step, value in tqdm(steps, desc="pruning", disable=not progress or len(steps) < 2):
+                if self._already_met(step, value):
+                    continue
+                if self.metric.requires_data:
+                    self.metric.collect(self.model, self._scored(), data, loss_fn)
+                self._prune_step(step, value)
+                if fine_tune is not None:
+                    fine_tune(self.model, step)
+                    reapply_masks(self.model)
+                    self._hooks.check(self._needs(), f"the end of fine_tune at step {step}")
+                if evaluate is not None:
+                    self.report.steps[-1].evaluation = float(evaluate(self.model))
+            for mechanism in self.training:
+                mechanism.on_train_end()
+        finally:
+            self._hooks.stop()
         return self._finish()
 
     # ------------------------------------------------------------------ training-loop hooks
@@ -163,30 +182,50 @@ class Pruner:
         self._use_evaluate(evaluate)
         self._check_reachable()
         self._step = 0
+        self._counter_used = False
         self.metric.reset()
+        self._begin_training()
 
     def on_step_begin(self, step: Optional[int] = None) -> None:
         """Prune if `step` (default: the pruner's own counter) is a step of the plan."""
         self._check_usable()
+        self._check_hooks("on_step_begin")
         if step is not None:
             self._step = int(step)
+        else:
+            self._counter_used = True
+        for mechanism in self.training:
+            mechanism.on_step_begin(self._step)
         for planned, value in self.plan:
             if planned == self._step and not self._already_met(planned, value):
-                self._prune_to(planned, value)
-                self.metric.after_prune()
+                self._prune_step(planned, value)
 
     def on_before_optimizer_step(self) -> None:
-        """Call after backward(): metrics that need gradients read them here."""
+        """Call after backward(): metrics that need gradients read them here and penalties
+        (group_lasso, slim) add their gradients."""
+        self._hooks.called("on_before_optimizer_step")
+        self._check_hooks("on_before_optimizer_step")
         if self.metric.requires_data:
             self.metric.observe(self._scored())
+        for mechanism in self.training:
+            mechanism.before_optimizer_step()
 
     def on_after_optimizer_step(self) -> None:
         """Re-apply masks and advance the step counter."""
+        self._hooks.called("on_after_optimizer_step")
+        self._check_hooks("on_after_optimizer_step")
         reapply_masks(self.model)
+        for mechanism in self.training:
+            mechanism.after_optimizer_step()
         self._step += 1
 
     def on_train_end(self) -> Report:
-        """Finish the run; warns about planned steps that were never reached."""
+        """Finish the run; warns about planned steps that were never reached and raises if a
+        hook that a mechanism or the schedule needs was skipped."""
+        self._check_hooks("on_train_end")
+        self._hooks.stop()
+        for mechanism in self.training:
+            mechanism.on_train_end()
         missed = [s for s, _ in self.plan if s not in self._done_steps]
         if missed:
             warnings.warn(
@@ -206,6 +245,52 @@ class Pruner:
         self.report.params = count_params(self.model)
         self.report.flops = self._flops()
         return self.model
+
+    # ------------------------------------------------------------------ training mechanisms
+    def _begin_training(self) -> None:
+        self._hooks.start()
+        for mechanism in self.training:
+            mechanism.on_train_begin()
+
+    def _needs(self) -> dict[str, list[str]]:
+        """Which per-optimizer-step hooks are needed, and by whom."""
+        needs: dict[str, list[str]] = {hook: [] for hook in WHEN}
+        for mechanism in self.training:
+            for hook in mechanism.hooks:
+                needs[hook].append(f"training mechanism {mechanism.registered_name!r}")
+        if self._counter_used and len(self.plan) > 1:
+            needs["on_after_optimizer_step"].append("the schedule (its step counter advances there)")
+        return needs
+
+    def _check_hooks(self, where: str) -> None:
+        if not self._hooks.running:
+            if self.training:
+                names = ", ".join(repr(m.registered_name) for m in self.training)
+                raise PrunerError(f"{where}() was called before on_train_begin(): training mechanism(s) {names} "
+                                  f"start there; call pruner.on_train_begin() before the training loop")
+            self._hooks.start()  # no mechanism: watch the optimizer from the first hook on
+        self._hooks.check(self._needs(), f"{where}()" + (f" of step {self._step}" if where != "on_train_end" else ""))
+
+    def _check_run_training(self, fine_tune) -> None:
+        """run() drives pruning steps itself; mechanisms acting per optimizer step need the
+        user's fine-tune loop to call the hooks, and staged masks need the training-loop hooks."""
+        for mechanism in self.training:
+            if mechanism.stages_masks:
+                raise ConfigError(
+                    f"training mechanism {mechanism.registered_name!r} spreads each pruning step over later optimizer "
+                    f"steps, which run() does not have: drive the pruner with the training-loop hooks "
+                    f"(on_train_begin, on_step_begin, on_before_optimizer_step, on_after_optimizer_step, on_train_end)")
+            if mechanism.hooks and fine_tune is None:
+                raise ConfigError(
+                    f"training mechanism {mechanism.registered_name!r} acts at every optimizer step through "
+                    f"{', '.join(h + '()' for h in mechanism.hooks)}: pass fine_tune=<callable(model, step)> whose "
+                    f"training loop calls them")
+
+    def _prune_step(self, step: int, value: float) -> None:
+        self._prune_to(step, value)
+        self.metric.after_prune()
+        for mechanism in self.training:
+            mechanism.after_prune(step)
 
     # ------------------------------------------------------------------ internals
     def _members(self) -> list:
@@ -289,10 +374,15 @@ class Pruner:
         self.allocator.prepare(AllocationContext(self.layers, unit_scores, self.objective, value, already, evaluate))
         check = self._measure_candidate if self.objective.verify else None
         result = loop.meet(self.layers, unit_scores, self.allocator, self.objective, value, check)
-        new_masks = []
+        changes = []
         for layer, pruned, elem in zip(self.layers, result.pruned, element_scores):
-            if pruned.any() and not torch.equal(pruned, layer.current_pruned()):
-                new_masks.append(layer.masks(pruned, elem))
+            before = layer.current_pruned()
+            if pruned.any() and not torch.equal(pruned, before):
+                changes.append(MaskChange(layer, before, pruned, elem, layer.masks(pruned, elem)))
+        new_masks = [change.masks for change in changes]
+        for mechanism in self.training:
+            if mechanism.stages_masks:
+                new_masks = mechanism.stage(step, changes)
         for masks in new_masks:  # all masks computed first: applying cannot half-fail
             for (module, param_name), keep in masks.items():
                 set_mask(module, param_name, keep)
@@ -323,6 +413,8 @@ class Pruner:
                                  layer.num_units - int(pruned.sum()), layer.num_units))
         self.report.layers = rows
         self.report.extra.update(self.target.report_notes(self.layers))
+        for mechanism in self.training:
+            self.report.extra.update(mechanism.notes())
         self.report.params = count_params(self.model)
         self.report.flops = self._flops()
         if self.report.steps:

@@ -1,6 +1,7 @@
 """Presets: named compositions of the five parts. A preset is nothing but a config dict, plus
 the options of the original algorithm, each mapped to the part options it sets
-(``{"amount": "objective.target", "dim": ["target.dim", "metric.along"]}``)."""
+(``{"amount": "objective.target", "dim": ["target.dim", "metric.along"]}``; a training-time
+mechanism's option is ``"training.<mechanism>.<key>"``)."""
 from __future__ import annotations
 
 import copy
@@ -10,7 +11,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..registry import unknown_name
 
-PART_KEYS = ("target", "metric", "allocator", "scheduler", "objective", "include", "exclude", "speed_up")
+PART_KEYS = ("target", "metric", "allocator", "scheduler", "objective", "include", "exclude", "speed_up", "training")
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,15 @@ def register_preset(name: str, description: str, origin: str, config: dict, opti
         raise ConfigError(f"preset {name!r} is already registered")
     for option, paths in (options or {}).items():
         for path in [paths] if isinstance(paths, str) else paths:
-            if path.split(".")[0] not in PART_KEYS or path.count(".") != 1:
-                raise ConfigError(f"preset {name!r}: option {option!r} maps to {path!r}, not 'part.key'")
+            part = path.split(".")[0]
+            if part not in PART_KEYS or path.count(".") != (2 if part == "training" else 1):
+                raise ConfigError(f"preset {name!r}: option {option!r} maps to {path!r}, not 'part.key' "
+                                  f"(or 'training.mechanism.key')")
+            if part == "training":
+                listed = [s if isinstance(s, str) else s.get("name") for s in config.get("training", [])]
+                if path.split(".")[1] not in listed:
+                    raise ConfigError(f"preset {name!r}: option {option!r} maps to {path!r}, but the preset's "
+                                      f"training list is {listed}")
     preset = Preset(name, description, origin, config, dict(options or {}))
     _PRESETS[name] = preset
     return preset
@@ -61,9 +69,7 @@ def resolve(name: str, **overrides: Any) -> dict:
         if key in preset.options:
             paths = preset.options[key]
             for path in [paths] if isinstance(paths, str) else paths:
-                part, option = path.split(".")
-                spec = config.get(part)
-                config[part] = {**(spec if isinstance(spec, dict) else {"name": spec}), option: value}
+                _set_option(config, path, value)
             continue
         if key not in PART_KEYS:
             own = f"options of {name!r}: {', '.join(preset.options)}; " if preset.options else f"{name!r} has no options; "
@@ -76,6 +82,21 @@ def resolve(name: str, **overrides: Any) -> dict:
             value = {**current, **value}
         config[key] = value
     return config
+
+
+def _as_dict(spec: Any) -> dict:
+    return dict(spec) if isinstance(spec, dict) else {"name": spec}
+
+
+def _set_option(config: dict, path: str, value: Any) -> None:
+    """Set ``part.key`` (or ``training.mechanism.key``) in a preset's config."""
+    part, *rest = path.split(".")
+    if part == "training":
+        mechanism, option = rest
+        config["training"] = [{**_as_dict(spec), option: value} if _as_dict(spec)["name"] == mechanism else spec
+                              for spec in config["training"]]
+    else:
+        config[part] = {**_as_dict(config.get(part)), rest[0]: value}
 
 
 from ..registry import import_parts  # noqa: E402

@@ -116,6 +116,11 @@ class TargetLayer(ABC):
         """One score per unit from the element scores of every member (see :meth:`members`)."""
 
     @abstractmethod
+    def unit_sums(self, member_values: list[torch.Tensor]) -> torch.Tensor:
+        """The plain sum over each unit's elements of member-shaped tensors (differentiable, so
+        penalties over units such as group lasso can be back-propagated)."""
+
+    @abstractmethod
     def current_pruned(self) -> torch.Tensor:
         """Units already removed by the masks in place."""
 
@@ -169,6 +174,9 @@ class TensorLayer(TargetLayer):
 
     def unit_scores_from(self, member_scores, reduce):
         return self.unit_scores(member_scores[0], reduce)
+
+    def unit_sums(self, member_values):
+        return self.group(member_values[0]).sum(-1)
 
     def removals(self, pruned):
         return [Removal(self.module, self.param_name, None, self.removed_weights(pruned), self.weight.numel())]

@@ -85,27 +85,36 @@ class GroupLayer(TargetLayer):
         layer's units so that no tensor dominates, summed over member tensors."""
         if reduce not in REDUCTIONS:
             raise ConfigError(f"reduce: {reduce!r} is not one of {', '.join(REDUCTIONS)}")
-        scores = {self._ref_key(ref): s for ref, s in zip(self._refs, member_scores)}
         total = torch.zeros(self.num_units)
-        for key, elem in scores.items():
+        for per_unit, present in self._per_tensor(member_scores, reduce):
+            scale = per_unit[present].abs().mean()
+            total[present] += per_unit[present] / (scale if scale > 0 else 1.0)
+        return total
+
+    def unit_sums(self, member_values):
+        total = torch.zeros(self.num_units)
+        for per_unit, _ in self._per_tensor(member_values, "sum"):
+            total = total + per_unit
+        return total
+
+    def _per_tensor(self, member_values, reduce):
+        """(per-unit value, units present) of each member tensor's slices; differentiable."""
+        for ref, elem in zip(self._refs, member_values):
             per_unit = torch.zeros(self.num_units)
             present = torch.zeros(self.num_units, dtype=torch.bool)
-            for dim, (indices, segment, unit) in self._slice_plan().get(key, {}).items():
+            for dim, (indices, segment, unit) in self._slice_plan().get(self._ref_key(ref), {}).items():
                 rows = elem.movedim(dim, 0).reshape(elem.shape[dim], -1).float()
                 n = len(unit)
                 if reduce == "max":
                     value = torch.full((n,), float("-inf")).scatter_reduce(0, segment, rows.amax(1)[indices], "amax")
                 else:
-                    value = torch.zeros(n).index_add_(0, segment, rows.sum(1)[indices])
+                    value = torch.zeros(n).index_add(0, segment, rows.sum(1)[indices])
                     if reduce == "mean":
-                        value /= torch.zeros(n).index_add_(0, segment, torch.ones(len(segment))) * rows.shape[1]
-                per_unit.index_add_(0, unit, value)
+                        value = value / (torch.zeros(n).index_add_(0, segment, torch.ones(len(segment))) * rows.shape[1])
+                per_unit = per_unit.index_add(0, unit, value)
                 present[unit] = True
-            if not present.any():
-                continue
-            scale = per_unit[present].abs().mean()
-            total[present] += per_unit[present] / (scale if scale > 0 else 1.0)
-        return total
+            if present.any():
+                yield per_unit, present
 
     def _slice_plan(self) -> dict[str, dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
         """Per member tensor and dim: every member's indices concatenated, the member each index

@@ -1,0 +1,108 @@
+"""Mechanism: a training-time part listed in the Pruner's `training` option — a penalty added to
+gradients (group lasso, slim), a pattern held fixed (pattern lock), masks staged over several
+optimizer steps (progressive), weights rewound after each pruning step (lottery ticket).
+
+The Pruner calls a mechanism from its training-loop hooks. `hooks` names the per-optimizer-step
+hooks a mechanism cannot work without, so a training loop that skips them is caught
+(:class:`pruner_iface.training.hook_check.HookCheck`) instead of silently training without them.
+"""
+from __future__ import annotations
+
+from abc import ABC
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..registry import Registry
+from ..targets.base import TargetLayer
+
+
+@dataclass
+class TrainingContext:
+    """What a mechanism may read: the model, the target's layers and the schedule."""
+
+    model: nn.Module
+    layers: list[TargetLayer]
+    scheduler: Any
+
+
+@dataclass
+class MaskChange:
+    """What one pruning step does to one layer: units pruned before and after, the members'
+    element scores (empty for unit metrics) and the keep-masks that make it so."""
+
+    layer: TargetLayer
+    before: torch.Tensor
+    after: torch.Tensor
+    member_scores: list[torch.Tensor]
+    masks: dict
+
+
+@dataclass
+class Mechanism(ABC):
+    """Base of the training-time mechanisms; every hook is optional."""
+
+    hooks: ClassVar[tuple[str, ...]] = ()  # Pruner hooks needed at every optimizer step
+    stages_masks: ClassVar[bool] = False  # changes how a pruning step's masks are applied (see `stage`)
+
+    def bind(self, context: TrainingContext) -> None:
+        """Check that the mechanism applies to these layers (raise ConfigError); change nothing."""
+        self.context = context
+
+    def on_train_begin(self) -> None:
+        """Training starts (``on_train_begin``, or the start of ``run``)."""
+
+    def on_step_begin(self, step: int) -> None:
+        """A training step starts (before the pruner prunes at this step)."""
+
+    def before_optimizer_step(self) -> None:
+        """Gradients are ready (``on_before_optimizer_step``)."""
+
+    def after_optimizer_step(self) -> None:
+        """The optimizer has stepped (``on_after_optimizer_step``)."""
+
+    def after_prune(self, step: int) -> None:
+        """A pruning step has changed the masks."""
+
+    def stage(self, step: int, changes: list[MaskChange]) -> list[dict]:
+        """The masks to apply now for a pruning step's `changes` (see ``Pruner._prune_to``); the
+        default applies all of them at once."""
+        return [change.masks for change in changes]
+
+    def on_train_end(self) -> None:
+        """Training ended (``on_train_end``)."""
+
+    def notes(self) -> dict:
+        """Facts for the report."""
+        return {}
+
+
+def member_params(layers: list[TargetLayer]) -> list[tuple[Any, torch.Tensor]]:
+    """(member, parameter) of every trainable member tensor of `layers`, each tensor once."""
+    seen, out = set(), []
+    for layer in layers:
+        for member in layer.members():
+            weight = member.weight
+            if isinstance(weight, nn.Parameter) and weight.requires_grad and id(weight) not in seen:
+                seen.add(id(weight))
+                out.append((member, weight))
+    return out
+
+
+def add_penalty_grad(penalty: torch.Tensor, params: list[torch.Tensor]) -> None:
+    """Add d(penalty)/d(param) to each parameter's ``.grad`` (the mask's gradient hook applies)."""
+    grads = torch.autograd.grad(penalty, params, allow_unused=True)
+    with torch.no_grad():
+        for param, grad in zip(params, grads):
+            if grad is None:
+                continue
+            if param.grad is None:
+                param.grad = grad.detach().clone()
+            else:
+                param.grad.add_(grad)
+
+
+MECHANISMS: Registry[Mechanism] = Registry("training mechanism", Mechanism)
+register_mechanism = MECHANISMS.register
