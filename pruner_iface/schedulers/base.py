@@ -3,7 +3,8 @@
 Curves work on the *amount pruned*: sparsity itself for `sparsity`, 1 − budget for
 `params`/`flops` budgets. Steps follow Intel Neural Compressor's counting: prune at every
 ``start <= step <= end`` with ``(step - start) % frequency == 0``; K = number of intervals; the
-k-th pruning step (k = 0..K) gets ``curve(k / K)``; K = 0 (start == end) is one-shot.
+k-th pruning step (k = 0..K) gets ``curve(k / K)``; K = 0 (start == end) is one-shot. `rounds`
+(NNI's total_times) may replace `end`: K = rounds, the first prune (k = 1) at start + frequency.
 """
 from __future__ import annotations
 
@@ -20,8 +21,18 @@ class Scheduler(ABC):
     end: Optional[int] = None  # default: start (one pruning step)
     frequency: int = 1
     initial: Optional[float] = None  # objective value at k = 0; default: the dense model's
+    rounds: Optional[int] = None  # instead of `end`: end = start + rounds·frequency (NNI's total_times)
 
     def __post_init__(self) -> None:
+        if self.rounds is not None:
+            check(isinstance(self.rounds, int) and not isinstance(self.rounds, bool) and self.rounds >= 1, "rounds",
+                  f"must be a positive integer; got {self.rounds!r}")
+            check(isinstance(self.start, int) and isinstance(self.frequency, int), "rounds",
+                  "needs integer start and frequency")
+            end = self.start + self.rounds * self.frequency
+            check(self.end is None or self.end == end, "rounds",
+                  f"gives end = start + rounds·frequency = {end}, but end is {self.end}; give one of them")
+            self.end = end
         if self.end is None:
             self.end = self.start
         for key in ("start", "end", "frequency"):

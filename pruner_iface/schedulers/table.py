@@ -18,6 +18,7 @@ class Table(Scheduler):
 
     def __post_init__(self) -> None:
         check(isinstance(self.table, dict) and self.table, "table", "must be a non-empty {step: value} mapping")
+        check(self.rounds is None, "rounds", "a table lists its steps; drop rounds")
         parsed = {}
         for key, value in self.table.items():
             try:

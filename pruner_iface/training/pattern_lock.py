@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 
 from ..masks import reapply_masks, set_mask
 from .base import Mechanism, member_params, register_mechanism

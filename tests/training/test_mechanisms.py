@@ -1,12 +1,10 @@
-import math
-
 import pytest
 import torch
-from conftest import SmallCNN, ce_loss, same_state, state
+from conftest import same_state, state
 from torch import nn
 
 import pruner_iface as pi
-from pruner_iface.errors import ConfigError, PrunerError, UnknownNameError
+from pruner_iface.errors import ConfigError, PrunerError
 from pruner_iface.masks import get_mask
 
 
