@@ -124,3 +124,32 @@ def test_annealing_is_reproducible_and_sorts_ratios_by_layer_size(cnn, cnn_input
         assert ranked == sorted(ranked)
         if entry["value"] is not None:
             assert entry["value"] <= 0.6 + 1e-9
+
+
+# --- netadapt ---------------------------------------------------------------------------------
+def test_netadapt_prunes_the_layer_evaluate_minds_least_first_and_meets_the_budget(cnn, cnn_inputs):
+    def evaluate(model):  # pruning fc1's rows costs the most; conv2's the least
+        w = {n: (m.weight != 0).float().mean().item() for n, m in model.named_modules() if n in ("conv2", "fc1")}
+        return 3 * w["fc1"] + w["conv2"]
+
+    pruner = pi.Pruner(cnn, cnn_inputs, target="channel", metric="l2",
+                       allocator={"name": "netadapt", "step": 0.1, "decay": 1.0},
+                       objective={"name": "flops", "target": 0.7})
+    report = pruner.run(evaluate=evaluate)
+    assert report.flops <= 0.7 * report.dense_flops + 1
+    history = pruner.allocator.history
+    assert history and history[0]["kept"] != "fc1"
+    assert all(h["aim"] <= 0.3 + 1e-9 for h in history)
+    assert [h["aim"] for h in history] == sorted(h["aim"] for h in history)  # each round asks for more
+    path = pruner.allocator._path
+    assert all(a <= b for before, after in zip(path, path[1:]) for a, b in zip(before, after))
+
+
+def test_netadapt_options_are_checked():
+    from pruner_iface.allocators import ALLOCATORS
+    from pruner_iface.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="step: must be in"):
+        ALLOCATORS.build({"name": "netadapt", "step": 0})
+    with pytest.raises(ConfigError, match="decay: must be in"):
+        ALLOCATORS.build({"name": "netadapt", "decay": 1.5})

@@ -288,3 +288,10 @@ def test_nni_amc_searches_layer_ratios_under_the_flops_budget(cnn, cnn_inputs):
                                    allocator={"stop_temperature": 80})
     report = pruner.run(evaluate=lambda m: -float(m(*cnn_inputs).abs().mean()))
     assert report.flops <= 0.7 * report.dense_flops + 1
+
+
+def test_netadapt_preset_runs_its_greedy_rounds(cnn, cnn_inputs):
+    pruner = pi.Pruner.from_preset("netadapt", cnn, cnn_inputs, resource_reduction=0.1, group_size=2,
+                                   objective={"name": "flops", "target": 0.7})  # latency-table in real use
+    report = pruner.run(evaluate=lambda m: -float((m(*cnn_inputs) - 1).abs().mean()))
+    assert report.flops <= 0.7 * report.dense_flops + 1 and len(pruner.allocator.history) >= 2
