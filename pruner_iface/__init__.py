@@ -4,6 +4,7 @@ Every algorithm is a target, a metric, an allocator, a scheduler and an objectiv
 name from its registry and combined by :class:`Pruner`.
 """
 from . import presets
+from .activation_masks import mask_activations
 from .allocators import ALLOCATORS, Allocator, register_allocator
 from .config import PrunerConfig
 from .counting import count_flops, count_params
@@ -29,7 +30,7 @@ REGISTRIES = {
 }
 
 __all__ = [
-    "Pruner", "Report", "PrunerConfig", "presets", "count_flops", "count_params", "remove_masks",
+    "Pruner", "Report", "mask_activations", "PrunerConfig", "presets", "count_flops", "count_params", "remove_masks",
     "measure_latency", "compare_latency", "save_pruned", "load_pruned", "REGISTRIES", "TARGETS", "METRICS", "ALLOCATORS", "SCHEDULERS", "OBJECTIVES",
     "Target", "Metric", "Allocator", "Scheduler", "Objective", "register_target", "register_metric",
     "register_allocator", "register_scheduler", "register_objective", "PrunerError", "ConfigError",
