@@ -8,14 +8,14 @@ hooks a mechanism cannot work without, so a training loop that skips them is cau
 """
 from __future__ import annotations
 
-from abc import ABC
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from ..registry import Registry
+from ..registry import Registry, check
 from ..targets.base import TargetLayer
 
 
@@ -77,6 +77,32 @@ class Mechanism(ABC):
     def notes(self) -> dict:
         """Facts for the report."""
         return {}
+
+
+@dataclass
+class Penalty(Mechanism):
+    """A penalty α·R(W) whose gradient is added to `penalised()`'s gradients before every
+    optimizer step (the mask's gradient hook still applies)."""
+
+    alpha: float = 1e-4
+
+    hooks = ("on_before_optimizer_step",)
+
+    def __post_init__(self) -> None:
+        check(isinstance(self.alpha, (int, float)) and not isinstance(self.alpha, bool) and self.alpha > 0,
+              "alpha", f"must be a positive number; got {self.alpha!r}")
+
+    @abstractmethod
+    def penalty(self) -> torch.Tensor:
+        """α·R(W), differentiable in the penalised tensors."""
+
+    @abstractmethod
+    def penalised(self) -> list[torch.Tensor]:
+        """The parameters whose gradients receive the penalty's."""
+
+    def before_optimizer_step(self) -> None:
+        with torch.enable_grad():
+            add_penalty_grad(self.penalty(), self.penalised())
 
 
 def member_params(layers: list[TargetLayer]) -> list[tuple[Any, torch.Tensor]]:

@@ -10,32 +10,21 @@ from dataclasses import dataclass
 
 import torch
 
-from ..registry import check
-from .base import Mechanism, add_penalty_grad, member_params, register_mechanism
+from .base import Penalty, member_params, register_mechanism
 
 EPS = 1e-12  # keeps the gradient finite at an all-zero (pruned) unit, where it is then zero
 
 
 @register_mechanism("group_lasso")
 @dataclass
-class GroupLasso(Mechanism):
-    alpha: float = 1e-4
-
-    hooks = ("on_before_optimizer_step",)
-
-    def __post_init__(self) -> None:
-        check(isinstance(self.alpha, (int, float)) and not isinstance(self.alpha, bool) and self.alpha > 0,
-              "alpha", f"must be a positive number; got {self.alpha!r}")
+class GroupLasso(Penalty):
 
     def penalty(self) -> torch.Tensor:
-        """α·Σ_g ‖W_g‖₂ over every unit of every layer (differentiable)."""
         total = torch.zeros(())
         for layer in self.context.layers:
             squares = [member.weight.float().pow(2) for member in layer.members()]
             total = total + (layer.unit_sums(squares) + EPS).sqrt().sum()
         return self.alpha * total
 
-    def before_optimizer_step(self) -> None:
-        params = [param for _, param in member_params(self.context.layers)]
-        with torch.enable_grad():
-            add_penalty_grad(self.penalty(), params)
+    def penalised(self) -> list[torch.Tensor]:
+        return [param for _, param in member_params(self.context.layers)]

@@ -11,20 +11,12 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import ConfigError
-from ..registry import check
-from .base import Mechanism, add_penalty_grad, member_params, register_mechanism
+from .base import Penalty, member_params, register_mechanism
 
 
 @register_mechanism("slim")
 @dataclass
-class Slim(Mechanism):
-    alpha: float = 1e-4
-
-    hooks = ("on_before_optimizer_step",)
-
-    def __post_init__(self) -> None:
-        check(isinstance(self.alpha, (int, float)) and not isinstance(self.alpha, bool) and self.alpha > 0,
-              "alpha", f"must be a positive number; got {self.alpha!r}")
+class Slim(Penalty):
 
     def bind(self, context) -> None:
         super().bind(context)
@@ -36,6 +28,8 @@ class Slim(Mechanism):
                 f"selected layers ({', '.join(layer.name for layer in context.layers[:5])}) pass through no affine "
                 "BatchNorm; use the 'channel' target on a model with BatchNorm after its convolutions")
 
-    def before_optimizer_step(self) -> None:
-        with torch.enable_grad():
-            add_penalty_grad(self.alpha * sum(g.abs().sum() for g in self._gammas), self._gammas)
+    def penalty(self) -> torch.Tensor:
+        return self.alpha * sum(gamma.abs().sum() for gamma in self._gammas)
+
+    def penalised(self) -> list[torch.Tensor]:
+        return self._gammas
