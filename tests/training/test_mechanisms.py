@@ -16,6 +16,18 @@ def mlp():
 X = (torch.randn(4, 16),)
 
 
+def half_pruner(model, **parts):
+    """Unstructured magnitude pruning of `model` to 50%, with the given scheduler / training."""
+    return pi.Pruner(model, X, target="element", metric="l1", objective={"name": "sparsity", "target": 0.5}, **parts)
+
+
+def backward_and_step(model, optimizer):
+    """A training step's loss, backward and optimizer step, with no pruner hook in between."""
+    optimizer.zero_grad()
+    model(*X).sum().backward()
+    optimizer.step()
+
+
 def zero_loss_step(pruner, model, lr, steps=1, optimizer=None):
     """Training steps whose loss has no gradient, so only the mechanisms move the weights."""
     optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=lr)
@@ -168,13 +180,11 @@ def test_rewind_restores_initial_weights_after_every_lottery_round():
 
 def test_skipping_on_before_optimizer_step_with_group_lasso_is_caught_at_the_next_hook():
     model = mlp()
-    pruner = pi.Pruner(model, X, target="element", metric="l1", objective={"name": "sparsity", "target": 0.5},
-                       scheduler={"name": "one-pass", "start": 3}, training=["group_lasso"])
+    pruner = half_pruner(model, scheduler={"name": "one-pass", "start": 3}, training=["group_lasso"])
     pruner.on_train_begin()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     pruner.on_step_begin()
-    model(*X).sum().backward()
-    optimizer.step()  # on_before_optimizer_step() forgotten
+    backward_and_step(model, optimizer)  # on_before_optimizer_step() forgotten
     snapshot = state(model)
     with pytest.raises(PrunerError, match=r"'group_lasso'.*on_before_optimizer_step\(\).*stepped 1 times"):
         pruner.on_after_optimizer_step()
@@ -183,35 +193,29 @@ def test_skipping_on_before_optimizer_step_with_group_lasso_is_caught_at_the_nex
 
 def test_schedule_counter_without_on_after_optimizer_step_is_caught_at_train_end():
     model = mlp()
-    pruner = pi.Pruner(model, X, target="element", metric="l1", objective={"name": "sparsity", "target": 0.5},
-                       scheduler={"name": "linear", "start": 0, "end": 4})
+    pruner = half_pruner(model, scheduler={"name": "linear", "start": 0, "end": 4})
     pruner.on_train_begin()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     pruner.on_step_begin()
-    model(*X).sum().backward()
-    optimizer.step()  # on_after_optimizer_step() forgotten: the counter never advances
+    backward_and_step(model, optimizer)  # on_after_optimizer_step() forgotten: the counter never advances
     with pytest.raises(PrunerError, match="step counter advances there"):
         pruner.on_train_end()
 
 
 def test_explicit_steps_do_not_need_the_counter_hook():
     model = mlp()
-    pruner = pi.Pruner(model, X, target="element", metric="l1", objective={"name": "sparsity", "target": 0.5},
-                       scheduler={"name": "linear", "start": 0, "end": 2})
+    pruner = half_pruner(model, scheduler={"name": "linear", "start": 0, "end": 2})
     pruner.on_train_begin()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     for epoch in range(3):
         pruner.on_step_begin(epoch)
-        optimizer.zero_grad()
-        model(*X).sum().backward()
-        optimizer.step()
+        backward_and_step(model, optimizer)
     assert pruner.on_train_end().steps[-1].objective_value >= 0.5
 
 
 def test_mechanism_hooks_before_on_train_begin_are_refused():
     model = mlp()
-    pruner = pi.Pruner(model, X, target="element", metric="l1", objective={"name": "sparsity", "target": 0.5},
-                       training=["rewind"])
+    pruner = half_pruner(model, training=["rewind"])
     with pytest.raises(PrunerError, match=r"before on_train_begin\(\).*'rewind'"):
         pruner.on_step_begin()
 
@@ -219,22 +223,18 @@ def test_mechanism_hooks_before_on_train_begin_are_refused():
 def test_run_with_a_per_step_mechanism_needs_a_fine_tune_that_calls_the_hooks():
     model = mlp()
     snapshot = state(model)
-    pruner = pi.Pruner(model, X, target="element", metric="l1", objective={"name": "sparsity", "target": 0.5},
-                       training=["group_lasso"])
+    pruner = half_pruner(model, training=["group_lasso"])
     with pytest.raises(ConfigError, match="pass fine_tune"):
         pruner.run()
     assert same_state(model, snapshot)
 
     def fine_tune_without_hooks(m, step):
-        opt = torch.optim.SGD(m.parameters(), lr=0.01)
-        m(*X).sum().backward()
-        opt.step()
+        backward_and_step(m, torch.optim.SGD(m.parameters(), lr=0.01))
 
     with pytest.raises(PrunerError, match="end of fine_tune at step 0"):
         pruner.run(fine_tune=fine_tune_without_hooks)
 
-    pruner2 = pi.Pruner(mlp(), X, target="element", metric="l1", objective={"name": "sparsity", "target": 0.5},
-                        training=["group_lasso"])
+    pruner2 = half_pruner(mlp(), training=["group_lasso"])
 
     def fine_tune_with_hooks(m, step):
         opt = torch.optim.SGD(m.parameters(), lr=0.01)
