@@ -41,7 +41,8 @@ class Pruner:
     `example_inputs` is a tuple of positional tensors or a dict of keyword inputs; `include` /
     `exclude` are module-name regexes (full match). `training` lists training-time mechanisms
     (names or dicts: group_lasso, slim, pattern_lock, progressive, rewind) that act through the
-    training-loop hooks.
+    training-loop hooks, or that update weights from calibration data in ``run`` (sparsegpt,
+    bias_compensation).
     """
 
     def __init__(
@@ -139,9 +140,11 @@ class Pruner:
         for name, fn in (("loss_fn", loss_fn), ("fine_tune", fine_tune), ("evaluate", evaluate)):
             if fn is not None and not callable(fn):
                 raise InputError(f"{name} must be callable; got {type(fn).__name__}")
-        if self.metric.requires_data and (data is None or loss_fn is None):
+        readers = ([f"metric {self.metric.registered_name!r}"] if self.metric.requires_data else []) + [
+            f"training mechanism {m.registered_name!r}" for m in self.training if m.requires_data]
+        if readers and (data is None or loss_fn is None):
             raise MissingDataError(
-                f"metric {self.metric.registered_name!r} learns from data (gradients or activations): pass "
+                f"{' and '.join(readers)} learn(s) from data (gradients or activations): pass "
                 f"data=<iterable of batches> and "
                 f"loss_fn=<callable(model, batch) -> scalar loss> to run()"
             )
@@ -161,6 +164,9 @@ class Pruner:
                     continue
                 if self.metric.requires_data:
                     self.metric.collect(self.model, self._scored(), data, loss_fn)
+                for mechanism in self.training:
+                    if mechanism.requires_data:
+                        mechanism.collect(self.model, data, loss_fn)
                 self._prune_step(step, value)
                 if fine_tune is not None:
                     fine_tune(self.model, step)
@@ -179,6 +185,11 @@ class Pruner:
         """Start a training-loop run: step-driven pruning follows the scheduler's plan.
         `evaluate(model)` is needed by allocators that search (sensitivity, annealing)."""
         self._check_usable()
+        readers = [m.registered_name for m in self.training if m.requires_data]
+        if readers:
+            raise ConfigError(
+                f"training mechanism(s) {readers} update weights from calibration data, which the training-loop "
+                f"hooks do not pass: prune with pruner.run(data=..., loss_fn=...) instead")
         self._use_evaluate(evaluate)
         self._check_reachable()
         self._step = 0
@@ -379,6 +390,8 @@ class Pruner:
             before = layer.current_pruned()
             if pruned.any() and not torch.equal(pruned, before):
                 changes.append(MaskChange(layer, before, pruned, elem, layer.masks(pruned, elem)))
+        for mechanism in self.training:  # weights still whole here; updates are written, masks not yet
+            changes = mechanism.reconstruct(changes)
         new_masks = [change.masks for change in changes]
         for mechanism in self.training:
             if mechanism.stages_masks:

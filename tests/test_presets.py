@@ -58,7 +58,8 @@ def test_every_preset_prunes_the_test_cnn(name, cnn, cnn_inputs, cnn_batches):
             train_one_batch(pruner, cnn, cnn_batches[step % len(cnn_batches)])
         pruner.on_train_end()
     else:
-        fine_tune = (lambda m, step: train_one_batch(pruner, m, cnn_batches[0], step)) if pruner.training else None
+        per_step = any(m.hooks for m in pruner.training)
+        fine_tune = (lambda m, step: train_one_batch(pruner, m, cnn_batches[0], step)) if per_step else None
         pruner.run(data=cnn_batches, loss_fn=ce_loss, evaluate=evaluate, fine_tune=fine_tune)
     value = pruner.objective.estimate(pruner.layers, [layer.current_pruned() for layer in pruner.layers])
     assert pruner.objective.achieved(value, pruner.objective.target)

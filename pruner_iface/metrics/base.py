@@ -81,18 +81,46 @@ class UnitMetric(Metric):
         """One score per unit of `layer`; higher means more important."""
 
 
-def consumer_slices(layer: TargetLayer, metric_name: str) -> list[list]:
-    """Per unit, the (TensorRef, dim, indices) of the layer inputs that read it (weight columns):
-    where its output goes. Only coupled-group layers have them."""
+@dataclass
+class ActivationMetric(DataMetric):
+    """A data metric that reads activations in ``run``: no gradients to observe in the hooks."""
+
+    def observe(self, layers) -> None:
+        raise InputError(f"metric {self.registered_name!r} reads activations in Pruner.run(data=..., loss_fn=...); "
+                         f"it cannot learn from gradients in the training-loop hooks")
+
+
+@dataclass
+class ActivationUnitMetric(UnitMetric, ActivationMetric):
+    """An activation metric whose :meth:`collect` stores each layer's unit scores in ``_scores``."""
+
+    def reset(self) -> None:
+        self._scores: dict[int, torch.Tensor] = {}
+
+    def unit_scores(self, layer) -> torch.Tensor:
+        if id(layer) not in self._scores:
+            raise InputError(f"metric {self.registered_name!r} has seen no data: pass data and loss_fn to run()")
+        return self._scores[id(layer)]
+
+
+def unit_slices(layer: TargetLayer, who: str) -> list[list]:
+    """Per unit, the (TensorRef, dim, indices, consumes) of every parameter slice it covers;
+    `consumes`: a layer input (weight columns) that reads the unit. Only coupled-group layers
+    have them; `who` (e.g. "metric 'apoz'") is named in the error."""
     groups = getattr(layer, "groups", None)
     if groups is None:
-        raise InputError(f"metric {metric_name!r} needs a graph-aware target (channel, head, mlp, hidden); "
+        raise InputError(f"{who} needs a graph-aware target (channel, head, mlp, hidden); "
                          f"layer {layer.name!r} has no coupled groups")
     refs = {f"{r.name}.{r.param_name}" if r.name else r.param_name: r for r in layer.members()}
-    per_unit = [[(refs[m.tensor], m.dim, m.indices) for m in g.members if m.consumes and m.tensor in refs]
-                for g in groups]
+    return [[(refs[m.tensor], m.dim, m.indices, m.consumes) for m in g.members if m.tensor in refs] for g in groups]
+
+
+def consumer_slices(layer: TargetLayer, who: str) -> list[list]:
+    """Per unit, the (TensorRef, dim, indices) of the layer inputs that read it (weight columns):
+    where its output goes."""
+    per_unit = [[(ref, dim, idx) for ref, dim, idx, consumes in unit if consumes] for unit in unit_slices(layer, who)]
     if any(not slices for slices in per_unit):
-        raise InputError(f"metric {metric_name!r}: some units of {layer.name!r} reach no layer input (their "
+        raise InputError(f"{who}: some units of {layer.name!r} reach no layer input (their "
                          f"output is read by no Linear/conv); use a weight metric such as 'l2' for them")
     return per_unit
 
@@ -142,12 +170,13 @@ def run_forward_passes(
     data: Iterable,
     loss_fn: Callable[[nn.Module, Any], Any],
     batches: int | None,
-    metric_name: str,
+    who: str,
 ) -> None:
     """Forward `loss_fn(model, batch)` over `data` (no gradients, eval mode) with `hook` as a
-    forward pre-hook on each of `modules`; the hooks are removed afterwards, whatever happens."""
+    forward pre-hook on each of `modules`; the hooks are removed afterwards, whatever happens.
+    `who` (e.g. "metric 'wanda'") is named in errors."""
     if data is None or loss_fn is None:
-        raise MissingDataError(f"metric {metric_name!r} needs activations: pass data=<batches> and "
+        raise MissingDataError(f"{who} needs activations: pass data=<batches> and "
                                f"loss_fn=<callable(model, batch)> (only its forward pass is used) to Pruner.run")
     handles = [m.register_forward_pre_hook(hook) for m in modules]
     seen = 0
@@ -162,7 +191,7 @@ def run_forward_passes(
         for h in handles:
             h.remove()
     if seen == 0:
-        raise MissingDataError(f"metric {metric_name!r}: data yielded no batch (an exhausted iterator?)")
+        raise MissingDataError(f"{who}: data yielded no batch (an exhausted iterator?)")
 
 
 def _backward_each(model, params, data, loss_fn, batches, on_batch) -> int:

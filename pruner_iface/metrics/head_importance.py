@@ -31,7 +31,7 @@ class HeadImportance(UnitMetric, DataMetric):
         self._sums: dict[int, torch.Tensor] = {}
 
     def collect(self, model, layers, data, loss_fn) -> None:
-        plans = {id(layer): consumer_slices(layer, self.registered_name) for layer in layers}
+        plans = {id(layer): consumer_slices(layer, f"metric {self.registered_name!r}") for layer in layers}
         refs = list({id(ref.weight): ref for plan in plans.values() for unit in plan for ref, _, _ in unit}.values())
         self.reset()
         run_backward_passes(model, refs, data, loss_fn, self.batches, lambda: self._accumulate(layers, plans),
@@ -39,7 +39,8 @@ class HeadImportance(UnitMetric, DataMetric):
 
     def observe(self, layers) -> None:
         """Training-loop hook: one batch from the gradients of the user's own backward pass."""
-        self._accumulate(layers, {id(layer): consumer_slices(layer, self.registered_name) for layer in layers})
+        who = f"metric {self.registered_name!r}"
+        self._accumulate(layers, {id(layer): consumer_slices(layer, who) for layer in layers})
 
     def _accumulate(self, layers, plans) -> None:
         for layer in layers:

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from ..errors import InputError
-from .base import DataMetric, register_metric, run_forward_passes
+from .base import ActivationMetric, register_metric, run_forward_passes
 
 
 def _input_axis(module: nn.Module, weight: torch.Tensor) -> int | None:
@@ -33,7 +33,7 @@ def _input_axis(module: nn.Module, weight: torch.Tensor) -> int | None:
 
 @register_metric("wanda")
 @dataclass
-class Wanda(DataMetric):
+class Wanda(ActivationMetric):
 
     def reset(self) -> None:
         self._squares: dict[nn.Module, torch.Tensor] = {}
@@ -53,12 +53,8 @@ class Wanda(DataMetric):
             per_feature = x.movedim(axis, 0).reshape(x.shape[axis], -1).pow(2).sum(1)
             squares[module] = per_feature if module not in squares else squares[module] + per_feature
 
-        run_forward_passes(model, modules, hook, data, loss_fn, self.batches, self.registered_name)
+        run_forward_passes(model, modules, hook, data, loss_fn, self.batches, f"metric {self.registered_name!r}")
         self._squares = squares
-
-    def observe(self, layers) -> None:
-        raise InputError("metric 'wanda' reads input activations in Pruner.run(data=..., loss_fn=...); it cannot "
-                         "learn from gradients in the training-loop hooks")
 
     def _check_supported(self, member) -> int:
         axis = _input_axis(member.module, member.weight)

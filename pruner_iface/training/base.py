@@ -1,6 +1,8 @@
 """Mechanism: a training-time part listed in the Pruner's `training` option — a penalty added to
 gradients (group lasso, slim), a pattern held fixed (pattern lock), masks staged over several
-optimizer steps (progressive), weights rewound after each pruning step (lottery ticket).
+optimizer steps (progressive), weights rewound after each pruning step (lottery ticket), or
+weights updated from calibration data to make up for what a step removes (sparsegpt,
+bias_compensation).
 
 The Pruner calls a mechanism from its training-loop hooks. `hooks` names the per-optimizer-step
 hooks a mechanism cannot work without, so a training loop that skips them is caught
@@ -46,6 +48,7 @@ class Mechanism(ABC):
 
     hooks: ClassVar[tuple[str, ...]] = ()  # Pruner hooks needed at every optimizer step
     stages_masks: ClassVar[bool] = False  # changes how a pruning step's masks are applied (see `stage`)
+    requires_data: ClassVar[bool] = False  # reads calibration data in run() (see `collect`)
 
     def bind(self, context: TrainingContext) -> None:
         """Check that the mechanism applies to these layers (raise ConfigError); change nothing."""
@@ -62,6 +65,15 @@ class Mechanism(ABC):
 
     def after_optimizer_step(self) -> None:
         """The optimizer has stepped (``on_after_optimizer_step``)."""
+
+    def collect(self, model: nn.Module, data, loss_fn) -> None:
+        """Read calibration data before a pruning step (only when `requires_data`)."""
+
+    def reconstruct(self, changes: list[MaskChange]) -> list[MaskChange]:
+        """Before a step's masks are applied, with the weights still whole: update the weights to
+        make up for the `changes` and return them (a change's masks may be re-chosen, pruning as
+        many units). The default changes nothing."""
+        return changes
 
     def after_prune(self, step: int) -> None:
         """A pruning step has changed the masks."""
