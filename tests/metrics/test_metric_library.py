@@ -191,3 +191,45 @@ def test_every_new_metric_prunes_the_cnn_end_to_end(cnn, cnn_inputs, cnn_batches
                            objective={"name": "sparsity", "target": 0.5})
         pruner.run(data=cnn_batches, loss_fn=ce_loss)
         assert pruner.report.steps[-1].objective_value >= 0.45, name
+
+
+def _mlp_and_data(seed=0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+    x = torch.randn(64, 8) + 1.0
+    return model, x, [x[:32], x[32:]]
+
+
+def _forward_loss(model, batch):
+    return model(batch).sum()
+
+
+def test_fluctuation_is_input_variance_times_consumer_column_norm():
+    model, x, batches = _mlp_and_data()
+    pruner = pi.Pruner(model, (x[:2],), target="channel", metric="fluctuation", objective={"name": "sparsity",
+                                                                                           "target": 0.5})
+    pruner.metric.collect(model, pruner.layers, batches, _forward_loss)
+    with torch.no_grad():
+        hidden = model[1](model[0](x)).double()
+    expected = hidden.var(0, unbiased=False) * model[2].weight.detach().double().pow(2).sum(0)
+    assert torch.allclose(pruner.metric.unit_scores(pruner.layers[0]).double(), expected, rtol=1e-4, atol=1e-7)
+
+
+def test_fluctuation_standardize_gives_each_layer_zero_mean_and_unit_spread(cnn, cnn_inputs, cnn_batches):
+    metric = pi.METRICS.build({"name": "fluctuation", "standardize": True})
+    pruner = pi.Pruner(cnn, cnn_inputs, target="channel", metric=metric, objective={"name": "flops", "target": 0.8})
+    metric.collect(cnn, pruner.layers, cnn_batches, ce_loss)
+    for layer in pruner.layers:
+        scores = metric.unit_scores(layer)
+        if scores.numel() > 1:
+            assert abs(float(scores.mean())) < 1e-5 and abs(float(scores.std(unbiased=False)) - 1) < 1e-4
+
+
+def test_fluctuation_needs_a_graph_aware_target_and_data():
+    model, x, _ = _mlp_and_data()
+    pruner = pi.Pruner(model, (x[:2],), target="element", metric="fluctuation", objective={"name": "sparsity",
+                                                                                           "target": 0.5})
+    with pytest.raises(InputError, match="metric 'fluctuation' needs a graph-aware target"):
+        pruner.run(data=[x], loss_fn=_forward_loss)
+    with pytest.raises(pi.errors.MissingDataError, match="metric 'fluctuation'"):
+        pruner.run()

@@ -1,6 +1,8 @@
 """The presets of INC, ITREX, NNI's training-time and scheduled pruners, Torch-Pruning, jax_pruning,
 HALP and the LLM one-shot methods: their option translation, their schedules against the
 originals' formulas, and runs through the public API."""
+import copy
+
 import pytest
 import torch
 from conftest import same_state, state
@@ -281,6 +283,47 @@ def test_llm_pruner_preset_prunes_mlp_neurons_of_a_llama():
     assert model.model.layers[0].mlp.up_proj.out_features == 36
     assert torch.allclose(model(*inputs).logits, masked, atol=1e-4)
     assert not same_state(model, before)
+
+
+def lm_loss(model, batch):
+    return model(batch[0], labels=batch[0]).loss
+
+
+def test_flap_prunes_llama_mlp_neurons_unevenly_and_compensates_the_down_projections():
+    from hf_zoo import build
+
+    model, inputs = build("llama")
+    data = [(torch.randint(0, 96, (4, 12), generator=torch.Generator().manual_seed(s)),) for s in range(2)]
+    pruner = pi.Pruner.from_preset("flap", model, inputs, pruning_ratio=0.25)
+    report = pruner.run(data=data, loss_fn=lm_loss)
+    assert report.steps[-1].objective_value >= 0.25
+    assert report.extra["bias_compensated_units"] == round(0.25 * 2 * 48)
+    assert all(layer.mlp.down_proj.bias is not None for layer in model.model.layers)
+    masked = model(*inputs).logits
+    pruner.speed_up()
+    assert torch.allclose(model(*inputs).logits, masked, atol=1e-4)
+    widths = [layer.mlp.up_proj.out_features for layer in model.model.layers]
+    assert sum(widths) == 2 * 48 - report.extra["bias_compensated_units"]
+
+
+@pytest.mark.parametrize("name", ["sparsegpt", "sparsegpt-2:4"])
+def test_sparsegpt_presets_prune_llama_linears_closer_to_dense_than_wanda(name):
+    from hf_zoo import build
+
+    model, inputs = build("llama")
+    data = [(torch.randint(0, 96, (4, 16), generator=torch.Generator().manual_seed(s)),) for s in range(4)]
+    held_out = torch.randint(0, 96, (8, 16), generator=torch.Generator().manual_seed(99))
+    with torch.no_grad():
+        dense = model(held_out).logits
+    errors = {}
+    for preset in (name, name.replace("sparsegpt", "wanda")):
+        pruned = copy.deepcopy(model)
+        pi.Pruner.from_preset(preset, pruned, inputs, exclude=["lm_head"]).run(data=data, loss_fn=lm_loss)
+        linears = [m for n, m in pruned.named_modules() if isinstance(m, nn.Linear) and n != "lm_head"]
+        assert sum(int((m.weight == 0).sum()) for m in linears) >= 0.5 * sum(m.weight.numel() for m in linears)
+        with torch.no_grad():
+            errors[preset] = float((pruned(held_out).logits - dense).pow(2).mean())
+    assert errors[name] < errors[name.replace("sparsegpt", "wanda")]
 
 
 def test_nni_amc_searches_layer_ratios_under_the_flops_budget(cnn, cnn_inputs):
