@@ -144,8 +144,8 @@ class Pruner:
             f"training mechanism {m.registered_name!r}" for m in self.training if m.requires_data]
         if readers and (data is None or loss_fn is None):
             raise MissingDataError(
-                f"{' and '.join(readers)} learn(s) from data (gradients or activations): pass "
-                f"data=<iterable of batches> and "
+                f"{' and '.join(readers)} {'learns' if len(readers) == 1 else 'learn'} from data (gradients or "
+                f"activations): pass data=<iterable of batches> and "
                 f"loss_fn=<callable(model, batch) -> scalar loss> to run()"
             )
         self._use_evaluate(evaluate)

@@ -200,10 +200,6 @@ def _mlp_and_data(seed=0):
     return model, x, [x[:32], x[32:]]
 
 
-def _forward_loss(model, batch):
-    return model(batch).sum()
-
-
 def test_fluctuation_is_input_variance_times_consumer_column_norm():
     model, x, batches = _mlp_and_data()
     pruner = pi.Pruner(model, (x[:2],), target="channel", metric="fluctuation", objective={"name": "sparsity",
