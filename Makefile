@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,hf,examples]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,hf,examples,export,plot]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -12,6 +12,7 @@ from .errors import (
     ConfigError, InputError, MissingDataError, ObjectiveNotReachedError, PrunerError, SpeedUpError,
     UnknownNameError,
 )
+from .export import export_onnx, export_program
 from .latency import compare_latency, measure_latency
 from .masks import remove_masks
 from .persistence import load_pruned, save_pruned
@@ -19,6 +20,7 @@ from .metrics import METRICS, Metric, register_metric
 from .objectives import OBJECTIVES, Objective, register_objective
 from .pruner import Pruner
 from .report import Report
+from .semi_structured import to_semi_structured
 from .schedulers import SCHEDULERS, Scheduler, register_scheduler
 from .targets import TARGETS, Target, register_target
 
@@ -31,7 +33,8 @@ REGISTRIES = {
 
 __all__ = [
     "Pruner", "Report", "mask_activations", "PrunerConfig", "presets", "count_flops", "count_params", "remove_masks",
-    "measure_latency", "compare_latency", "save_pruned", "load_pruned", "REGISTRIES", "TARGETS", "METRICS", "ALLOCATORS", "SCHEDULERS", "OBJECTIVES",
+    "measure_latency", "compare_latency", "save_pruned", "load_pruned", "export_program", "export_onnx",
+    "to_semi_structured", "REGISTRIES", "TARGETS", "METRICS", "ALLOCATORS", "SCHEDULERS", "OBJECTIVES",
     "Target", "Metric", "Allocator", "Scheduler", "Objective", "register_target", "register_metric",
     "register_allocator", "register_scheduler", "register_objective", "PrunerError", "ConfigError",
     "UnknownNameError", "InputError", "MissingDataError", "ObjectiveNotReachedError", "SpeedUpError",
