@@ -1,4 +1,4 @@
-"""The `pruner-iface` command: prune, presets, parts, demo."""
+"""The `pruner-iface` command: prune, report, presets, parts, demo."""
 from __future__ import annotations
 
 import argparse
@@ -66,9 +66,26 @@ def _cmd_prune(args) -> int:
     cfg.to_yaml(os.path.join(args.out, "config.yaml"))
     report.to_json(os.path.join(args.out, "report.json"))
     report.to_markdown(os.path.join(args.out, "report.md"))
+    report.plot(os.path.join(args.out, "report.png"))
     torch.save(model, os.path.join(args.out, "model.pt"))
     _print_before_after(report)
-    print(f"wrote {args.out}/config.yaml, report.json, report.md, model.pt")
+    print(f"wrote {args.out}/config.yaml, report.json, report.md, report.png, model.pt")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .report import Report
+
+    path = os.path.join(args.run_dir, "report.json")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{args.run_dir!r} is not a run directory: it has no report.json "
+                          f"(`pruner-iface prune --out DIR` writes one)")
+    report = Report.load(path)
+    out = args.out or args.run_dir
+    os.makedirs(out, exist_ok=True)
+    print(report.to_markdown(os.path.join(out, "report.md")))
+    report.plot(os.path.join(out, "report.png"))
+    print(f"wrote {out}/report.md, report.png")
     return 0
 
 
@@ -119,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed-up", action="store_true", help="physically shrink structured-pruned modules")
     p.add_argument("--out", default="prune_output", help="output folder")
     p.set_defaults(func=_cmd_prune)
+    r = sub.add_parser("report", help="render a saved run (its report.json) as Markdown and a plot")
+    r.add_argument("run_dir", help="a folder written by `pruner-iface prune --out`")
+    r.add_argument("--out", help="where to write report.md and report.png (default: the run folder)")
+    r.set_defaults(func=_cmd_report)
     sub.add_parser("presets", help="list presets with a one-line description").set_defaults(func=_cmd_presets)
     sub.add_parser("parts", help="list every registry's names").set_defaults(func=_cmd_parts)
     d = sub.add_parser("demo", help="train, prune to half the FLOPs, fine-tune and report on the digits CNN")

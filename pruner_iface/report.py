@@ -1,9 +1,14 @@
-"""Report: what a pruning run did, per step and per layer; JSON and Markdown renderings."""
+"""Report: what a pruning run did, per step and per layer; JSON, Markdown and plot renderings."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import os
+from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
+
+from .errors import InputError
+
+FORMAT = "pruner_iface.report/1"
 
 
 @dataclass
@@ -51,6 +56,37 @@ class Report:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "report") -> "Report":
+        """Rebuild a Report from :meth:`to_json`'s data; refuses other formats and missing keys."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise InputError(f"{source} is not a pruner_iface report of format {FORMAT!r} (found {found!r}); "
+                             f"it was written by another version or is not a report")
+        try:
+            steps = [StepRow(**row) for row in data["steps"]]
+            layers = [LayerRow(**row) for row in data["layers"]]
+            own = {f.name for f in fields(cls)} - {"steps", "layers"}
+            return cls(**{k: v for k, v in data.items() if k in own}, steps=steps, layers=layers)
+        except (KeyError, TypeError) as exc:
+            raise InputError(f"{source} is a damaged report ({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Report":
+        """Read a report written by :meth:`to_json`."""
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read the report {os.fspath(path)!r}: {exc}") from None
+        return cls.from_dict(data, repr(os.fspath(path)))
+
+    def plot(self, path: str | os.PathLike) -> str:
+        """Write a PNG: kept share per layer, and the objective (and evaluate()) per step."""
+        from .plots import plot_report
+
+        return plot_report(self, path)
+
     def prediction_errors(self) -> list[float]:
         """Relative error (predicted / measured − 1) of the objective's cost model for every
         measured candidate of every step: how far a latency table or proxy was from the clock."""
@@ -58,7 +94,7 @@ class Report:
                 if t.get("kind") == "measured" and t.get("estimate") is not None and t["value"]]
 
     def to_json(self, path: str | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=2, default=str)
+        text = json.dumps({"format": FORMAT, **self.to_dict()}, indent=2, default=str)
         if path is not None:
             with open(path, "w") as f:
                 f.write(text + "\n")
