@@ -3,6 +3,7 @@ is untouched), the copy is put in eval mode and traced with torch.export, or wri
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 from typing import Any
 
@@ -26,11 +27,8 @@ def export_program(model: nn.Module, example_inputs: Any) -> torch.export.Export
 
 def export_onnx(model: nn.Module, example_inputs: Any, path: str | os.PathLike) -> str:
     """Write the pruned model as ONNX through torch's dynamo exporter; returns the path."""
-    try:
-        import onnx  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError:
-        raise ImportError("ONNX export needs onnx and onnxscript: pip install 'pruner-iface[export]'") from None
+    if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxscript") is None:
+        raise ImportError("ONNX export needs onnx and onnxscript: pip install 'pruner-iface[export]'")
     args, kwargs = normalize_inputs(example_inputs)
     program = torch.onnx.export(_inference_copy(model), args, kwargs=kwargs or None, dynamo=True, verbose=False)
     program.save(os.fspath(path))

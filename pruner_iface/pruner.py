@@ -103,6 +103,7 @@ class Pruner:
         self._evaluate: Optional[Callable[[nn.Module], float]] = None
         self._hooks = HookCheck(model)
         self._counter_used = False  # on_step_begin() without a step: the schedule follows our counter
+        self._resumed = False  # load_state() ran: the next start continues instead of starting over
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -129,12 +130,14 @@ class Pruner:
         fine_tune: Optional[Callable[[nn.Module, int], Any]] = None,
         evaluate: Optional[Callable[[nn.Module], float]] = None,
         progress: bool = False,
+        run_dir: Optional[str] = None,
     ) -> Report:
         """Run every step of the schedule: score, allocate to the step objective, mask, fine-tune.
 
         `data` yields batches and `loss_fn(model, batch)` returns a scalar loss, for metrics that
         need gradients; `fine_tune(model, step)` runs after each pruning step; `evaluate(model)`
-        returns a float recorded before pruning and after each step.
+        returns a float recorded before pruning and after each step. With `run_dir` the state is
+        saved there after every step; after :meth:`load_state` a run continues where it stopped.
         """
         self._check_usable()
         for name, fn in (("loss_fn", loss_fn), ("fine_tune", fine_tune), ("evaluate", evaluate)):
@@ -153,7 +156,8 @@ class Pruner:
         self._check_reachable()
         if evaluate is not None and self.report.dense_evaluation is None:
             self.report.dense_evaluation = float(evaluate(self.model))
-        self.metric.reset()
+        if not self._resumed:
+            self.metric.reset()
         steps = [(s, v) for s, v in self.plan if s not in self._done_steps]
         from tqdm.auto import tqdm
 
@@ -174,6 +178,8 @@ class Pruner:
                     self._hooks.check(self._needs(), f"the end of fine_tune at step {step}")
                 if evaluate is not None:
                     self.report.steps[-1].evaluation = float(evaluate(self.model))
+                if run_dir is not None:
+                    self.save_state(run_dir)
             for mechanism in self.training:
                 mechanism.on_train_end()
         finally:
@@ -192,9 +198,10 @@ class Pruner:
                 f"hooks do not pass: prune with pruner.run(data=..., loss_fn=...) instead")
         self._use_evaluate(evaluate)
         self._check_reachable()
-        self._step = 0
-        self._counter_used = False
-        self.metric.reset()
+        if not self._resumed:
+            self._step = 0
+            self._counter_used = False
+            self.metric.reset()
         self._begin_training()
 
     def on_step_begin(self, step: Optional[int] = None) -> None:
@@ -260,8 +267,27 @@ class Pruner:
     # ------------------------------------------------------------------ training mechanisms
     def _begin_training(self) -> None:
         self._hooks.start()
-        for mechanism in self.training:
-            mechanism.on_train_begin()
+        if not self._resumed:  # a resumed run keeps the mechanisms' loaded state
+            for mechanism in self.training:
+                mechanism.on_train_begin()
+        self._resumed = False
+
+    # ------------------------------------------------------------------ resume
+    def save_state(self, run_dir: str) -> str:
+        """Save the run state (model weights and masks, step, report, the parts' accumulators)
+        to ``run_dir``; in a training loop, call it when you checkpoint your own loop."""
+        from .checkpoint import save_state
+
+        return save_state(self, run_dir)
+
+    def load_state(self, run_dir: str) -> None:
+        """Restore a saved run state into this pruner (built with the same parts) and its model
+        (a fresh copy of the original); the next ``run`` or ``on_train_begin`` continues it."""
+        from .checkpoint import load_state
+
+        self._check_usable()
+        load_state(self, run_dir)
+        self._resumed = True
 
     def _needs(self) -> dict[str, list[str]]:
         """Which per-optimizer-step hooks are needed, and by whom."""

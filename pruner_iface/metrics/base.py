@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, ClassVar, Iterable, Optional
 
 import torch
 from torch import nn
@@ -26,6 +26,7 @@ class Metric(ABC):
     reduce: str = "sum"
 
     requires_data = False
+    state_keys: ClassVar[tuple[str, ...]] = ()  # run-time state a saved run keeps (see checkpoint.py)
 
     def __post_init__(self) -> None:
         check(self.reduce in REDUCTIONS, "reduce", f"{self.reduce!r} is not one of {', '.join(REDUCTIONS)}")

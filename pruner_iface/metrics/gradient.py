@@ -20,6 +20,8 @@ from .base import DataMetric, register_metric, run_backward_passes, weight_grad
 class GradientStatistic(DataMetric):
     """Mean over batches of a per-element statistic of (weight, gradient)."""
 
+    state_keys = ("_sums", "_count")
+
     def statistic(self, weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         return (weight * grad).abs()
 

@@ -26,6 +26,8 @@ class Random(Metric):
     seed: int = 0
     along: Optional[int] = None
 
+    state_keys = ("_generator",)
+
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.along is None or (isinstance(self.along, int) and not isinstance(self.along, bool)), "along",

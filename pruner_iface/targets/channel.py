@@ -87,8 +87,10 @@ class GroupLayer(TargetLayer):
             raise ConfigError(f"reduce: {reduce!r} is not one of {', '.join(REDUCTIONS)}")
         total = torch.zeros(self.num_units)
         for per_unit, present in self._per_tensor(member_scores, reduce):
-            scale = per_unit[present].abs().mean()
-            total[present] += per_unit[present] / (scale if scale > 0 else 1.0)
+            values = per_unit[present]
+            finite = values[torch.isfinite(values)]  # -inf marks units a metric puts first (random)
+            scale = finite.abs().mean() if finite.numel() else values.new_ones(())
+            total[present] += values / (scale if scale > 0 else 1.0)
         return total
 
     def unit_sums(self, member_values):

@@ -49,6 +49,7 @@ class Mechanism(ABC):
     hooks: ClassVar[tuple[str, ...]] = ()  # Pruner hooks needed at every optimizer step
     stages_masks: ClassVar[bool] = False  # changes how a pruning step's masks are applied (see `stage`)
     requires_data: ClassVar[bool] = False  # reads calibration data in run() (see `collect`)
+    state_keys: ClassVar[tuple[str, ...]] = ()  # run-time state a saved run keeps (see checkpoint.py)
 
     def bind(self, context: TrainingContext) -> None:
         """Check that the mechanism applies to these layers (raise ConfigError); change nothing."""

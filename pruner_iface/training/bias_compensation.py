@@ -30,6 +30,7 @@ class BiasCompensation(Mechanism):
     batches: int | None = None
 
     requires_data = True
+    state_keys = ("_compensated",)
 
     def __post_init__(self) -> None:
         check_batches(self.batches)

@@ -22,6 +22,7 @@ from .base import Mechanism, member_params, register_mechanism
 class PatternLock(Mechanism):
 
     hooks = ("on_after_optimizer_step",)
+    state_keys = ("_locked",)
 
     def on_train_begin(self) -> None:
         self._locked = 0

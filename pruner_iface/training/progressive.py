@@ -29,6 +29,7 @@ class Progressive(Mechanism):
     steps: int = 4
 
     stages_masks = True
+    state_keys = ("_pending",)
     _pending: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:

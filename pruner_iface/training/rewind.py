@@ -17,6 +17,7 @@ from .base import Mechanism, register_mechanism
 @register_mechanism("rewind")
 @dataclass
 class Rewind(Mechanism):
+    state_keys = ("_saved", "_rewinds")
 
     def on_train_begin(self) -> None:
         model = self.context.model

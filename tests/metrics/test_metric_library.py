@@ -229,3 +229,11 @@ def test_fluctuation_needs_a_graph_aware_target_and_data():
         pruner.run(data=[x], loss_fn=_forward_loss)
     with pytest.raises(pi.errors.MissingDataError, match="metric 'fluctuation'"):
         pruner.run()
+
+
+def test_random_scores_of_already_pruned_channels_stay_first_over_several_steps(cnn, cnn_inputs):
+    """random marks pruned slices -inf; a coupled group's normalisation must not turn that into NaN."""
+    pruner = pi.Pruner(cnn, cnn_inputs, target="channel", metric={"name": "random", "seed": 3}, allocator="global",
+                       scheduler={"name": "agp", "end": 3}, objective={"name": "flops", "target": 0.5})
+    report = pruner.run()
+    assert report.steps[-1].objective_value <= 0.5 + 1e-9
