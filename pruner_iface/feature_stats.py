@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .distributed import sum_across_ranks_, sum_counts
 from .metrics.base import run_forward_passes
 
 
@@ -60,7 +61,17 @@ def input_moments(model: nn.Module, modules, data, loss_fn, batches: int | None,
         m.squares += rows.pow(2).sum(1)
 
     run_forward_passes(model, modules, hook, data, loss_fn, batches, who)
+    order = [m for m in ordered_modules(modules, model) if m in out]
+    sum_across_ranks_(t for m in order for t in (out[m].total, out[m].squares))
+    for m, count in zip(order, sum_counts([out[m].count for m in order])):
+        out[m].count = count
     return out
+
+
+def ordered_modules(modules, model: nn.Module) -> list[nn.Module]:
+    """`modules` in the model's registration order: the same on every rank."""
+    wanted = set(modules)
+    return [m for m in model.modules() if m in wanted]
 
 
 def consumed_columns(ref, dim: int, idx: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ from typing import Any, Callable, ClassVar, Iterable, Optional
 import torch
 from torch import nn
 
+from ..distributed import average_gradients_
 from ..errors import InputError, MissingDataError
 from ..inputs import eval_mode
 from ..registry import Registry, check
@@ -209,6 +210,7 @@ def _backward_each(model, params, data, loss_fn, batches, on_batch) -> int:
                 f"{type(loss).__name__}{tuple(loss.shape) if isinstance(loss, torch.Tensor) else ''}"
             )
         loss.backward()
+        average_gradients_(params)  # several ranks: the gradient of the union of their batches
         on_batch()
         seen += 1
     return seen

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..feature_stats import consumed_features, feature_rows
+from ..distributed import sum_across_ranks_, sum_counts
+from ..feature_stats import consumed_features, feature_rows, ordered_modules as _ordered
 from .base import ActivationUnitMetric, consumer_slices, run_forward_passes
 
 
@@ -40,6 +41,9 @@ class ConsumedActivation(ActivationUnitMetric):
             samples[module] = samples.get(module, 0) + rows.shape[1]
 
         run_forward_passes(model, modules, hook, data, loss_fn, self.batches, f"metric {self.registered_name!r}")
+        order = [m for m in _ordered(modules, model) if m in sums]
+        sum_across_ranks_(sums[m] for m in order)
+        samples.update(zip(order, sum_counts([samples[m] for m in order])))
         self.reset()
         for layer in layers:
             totals, counts = [], []

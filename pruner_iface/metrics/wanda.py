@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
+from ..distributed import sum_across_ranks_
 from ..errors import InputError
 from .base import ActivationMetric, register_metric, run_forward_passes
 
@@ -54,6 +55,7 @@ class Wanda(ActivationMetric):
             squares[module] = per_feature if module not in squares else squares[module] + per_feature
 
         run_forward_passes(model, modules, hook, data, loss_fn, self.batches, f"metric {self.registered_name!r}")
+        sum_across_ranks_(squares[m] for m in modules if m in squares)
         self._squares = squares
 
     def _check_supported(self, member) -> int:

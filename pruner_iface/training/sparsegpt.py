@@ -25,7 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..distributed import sum_across_ranks_
 from ..errors import ConfigError, PrunerError
+from ..feature_stats import ordered_modules
 from ..metrics.base import check_batches, run_forward_passes
 from ..registry import check
 from ..targets.base import TensorLayer, from_matrix, matrix_view
@@ -76,6 +78,7 @@ class SparseGPT(Mechanism):
 
         modules = {layer.module for layer in self.context.layers}
         run_forward_passes(model, modules, hook, data, loss_fn, self.batches, "training mechanism 'sparsegpt'")
+        sum_across_ranks_(hessians[m] for m in ordered_modules(modules, model) if m in hessians)
         self._hessians = hessians
 
     def reconstruct(self, changes: list[MaskChange]) -> list[MaskChange]:
