@@ -3,6 +3,7 @@ import importlib
 import sys
 
 BENCHMARKS = {
+    "digits": "benchmarks.digits",
     "mask_memory": "benchmarks.mask_memory",
     "global_magnitude": "benchmarks.global_magnitude",
     "graph_vs_torch_pruning": "benchmarks.graph_vs_torch_pruning",
