@@ -8,6 +8,7 @@ BENCHMARKS = {
     "global_magnitude": "benchmarks.global_magnitude",
     "graph_vs_torch_pruning": "benchmarks.graph_vs_torch_pruning",
     "minilm": "benchmarks.minilm",
+    "readme": "benchmarks.readme",
     "llama_scale": "benchmarks.llama_scale",
     "smollm2_gqa": "benchmarks.smollm2_gqa",
 }

@@ -38,7 +38,8 @@ FINE_TUNE_EPOCHS = 4
 
 def ours(metric, allocator, objective="flops", data=False, evaluate=False):
     def prune(model, d, budget):
-        pruner = pi.Pruner(model, (d.x_test[:1],), target="channel", metric=metric, allocator=allocator,
+        example = d.x_test[:256] if objective == "latency-table" else d.x_test[:1]  # latency: the benchmark batch
+        pruner = pi.Pruner(model, (example,), target="channel", metric=metric, allocator=allocator,
                            objective={"name": objective, "target": budget})
         pruner.run(data=list(batches(d.x_train, d.y_train, 128))[:8] if data else None,
                    loss_fn=cross_entropy_loss if data else None,
