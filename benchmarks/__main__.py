@@ -11,6 +11,7 @@ BENCHMARKS = {
     "readme": "benchmarks.readme",
     "llama_scale": "benchmarks.llama_scale",
     "smollm2_gqa": "benchmarks.smollm2_gqa",
+    "smollm2_llm": "benchmarks.smollm2_llm",
 }
 
 
