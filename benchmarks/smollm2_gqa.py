@@ -35,6 +35,29 @@ def model_dir() -> tuple[str, str]:
     return os.path.dirname(path), os.path.basename(path)
 
 
+def load_smollm2():
+    """(tokenizer, fp32 model in eval mode) of the packaged SmolLM2-135M-Instruct GGUF."""
+    import transformers
+
+    folder, name = model_dir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        model = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).eval()
+    return tokenizer, model
+
+
+def docstring_tokens(tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """The text corpus as tokens: the first 16,384 evaluation tokens as 32 windows of 512, and
+    all calibration tokens (shared/reference/text-corpus.md)."""
+    corpus = load()
+
+    def tokens(docs):
+        return tokenizer("\n\n".join(docs), add_special_tokens=False, return_tensors="pt").input_ids[0]
+
+    return tokens(corpus.evaluation)[:16384].reshape(32, 512), tokens(corpus.calibration)
+
+
 def perplexity(model, windows: torch.Tensor) -> float:
     total, count = 0.0, 0
     with torch.no_grad():
@@ -46,24 +69,13 @@ def perplexity(model, windows: torch.Tensor) -> float:
 
 
 def main(argv=None):
-    import transformers
-
     torch.set_num_threads(2)
     print(machine_header("SmolLM2-135M-Instruct: grouped-query head pruning"))
-    folder, name = model_dir()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        dense = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name,
-                                                                  torch_dtype=torch.float32).eval()
+    tokenizer, dense = load_smollm2()
     config = dense.config
     print(f"{config.num_hidden_layers} layers, {config.num_attention_heads} query heads over "
           f"{config.num_key_value_heads} key/value heads, {sum(p.numel() for p in dense.parameters()) / 1e6:.1f}M params")
-    corpus = load()
-    tokens = tokenizer("\n\n".join(corpus.evaluation), add_special_tokens=False, return_tensors="pt").input_ids[0]
-    windows = tokens[:16384].reshape(32, 512)
-    calibration = tokenizer("\n\n".join(corpus.calibration), add_special_tokens=False,
-                            return_tensors="pt").input_ids[0]
+    windows, calibration = docstring_tokens(tokenizer)
     example = {"input_ids": calibration[:128].unsqueeze(0)}
     prompt = tokenizer('def add(a, b):\n    """Return', return_tensors="pt").input_ids
     start = time.perf_counter()

@@ -21,8 +21,7 @@ import pruner_iface as pi
 
 from .common import machine_header
 from .results_io import write_results
-from .smollm2_gqa import model_dir, perplexity
-from .text_corpus import load
+from .smollm2_gqa import docstring_tokens, load_smollm2, perplexity
 
 ROW = {"name": "element", "scope": "row", "module_types": ["Linear"]}
 TWO_FOUR = {"name": "n:m", "n": 2, "m": 4, "module_types": ["Linear"]}
@@ -44,23 +43,12 @@ def lm_loss(model, batch):
 
 
 def main(argv):
-    import transformers
-
     quick = "--quick" in argv
     torch.set_num_threads(2)
     title = "SmolLM2-135M: one-shot LLM pruning, perplexity on held-out docstrings"
     print(machine_header(title))
-    folder, name = model_dir()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        dense = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name,
-                                                                  torch_dtype=torch.float32).eval()
-    corpus = load()
-    evaluation = tokenizer("\n\n".join(corpus.evaluation), add_special_tokens=False,
-                           return_tensors="pt").input_ids[0][:16384].reshape(32, 512)
-    calibration = tokenizer("\n\n".join(corpus.calibration), add_special_tokens=False,
-                            return_tensors="pt").input_ids[0]
+    tokenizer, dense = load_smollm2()
+    evaluation, calibration = docstring_tokens(tokenizer)
     n_calib = 8 if quick else 64
     starts = torch.linspace(0, len(calibration) - 512, n_calib).long()
     calib = [calibration[s:s + 512].unsqueeze(0) for s in starts.tolist()]
