@@ -122,15 +122,38 @@ class Member:
     consumes: bool = False  # input columns of a layer that reads the unit (its output reaches them)
 
 
-@dataclass
-class ChannelGroup:
-    """One coupled unit: every slice that goes when it goes."""
+@dataclass(eq=False)
+class Column:
+    """One dim of a parameter or buffer with the group label of each index along it (-1: none).
 
-    members: list[Member]
+    The graph keeps its groups' slices as these columns, one per (tensor, dim) use, rather than
+    a list of slices per group: a wide model has hundreds of thousands of (group, slice) pairs,
+    and targets score, mask and count whole columns with a few scatter ops instead."""
+
+    tensor: str
+    dim: int
+    labels: torch.Tensor
+    consumes: bool = False
+
+
+@dataclass(eq=False)
+class ChannelGroup:
+    """One coupled unit: every slice that goes when it goes (`members`, read from the graph's columns)."""
+
     producers: tuple[str, ...]
     approximate: bool = False  # normalised together with other channels (LayerNorm, RMSNorm)
     attention: bool = False    # an attention head (or a key/value head with its query heads)
     label: int = -1            # its class in the analysis (see DependencyGraph.heads)
+    columns: list[Column] = field(default_factory=list, repr=False)  # the graph's, shared by every group
+
+    @property
+    def members(self) -> list[Member]:
+        out = []
+        for c in self.columns:
+            idx = (c.labels == self.label).nonzero().reshape(-1)
+            if idx.numel():
+                out.append(Member(c.tensor, c.dim, idx, c.consumes))
+        return out
 
 
 @dataclass
@@ -146,6 +169,7 @@ class AttentionHeads:
 class DependencyGraph:
     traced: TracedModel
     groups: list[ChannelGroup]
+    columns: list[Column] = field(default_factory=list)  # every group's slices (see Column)
     warnings: list[str] = field(default_factory=list)
     heads: dict[str, AttentionHeads] = field(default_factory=dict)  # per attention module
     outputs: list[torch.Tensor] = field(default_factory=list)  # group label per position of each output
@@ -165,27 +189,13 @@ def build_dependency_graph(model: nn.Module, example_inputs: Any, warn: bool = T
     _join_repeated_uses(state)
     state.settle()
     roots = state.uf.roots()
-    blocked = set(roots[list(state.blocked)].tolist()) if state.blocked else set()
-    approximate = set(roots[list(state.approximate)].tolist()) if state.approximate else set()
-    attention = set(roots[list(state.attention)].tolist()) if state.attention else set()
-    producers: dict[int, set[str]] = {}
-    origin = state.uf.origin_of()
-    made = np.flatnonzero(origin >= 0)
-    for root, index in np.unique(np.stack([roots.numpy()[made], origin[made]]), axis=1).T.tolist():
-        producers.setdefault(root, set()).add(state.uf.origins[index])
-    members: dict[int, list[Member]] = {}
-    for s in state.slices:
-        for dim, index_roots in _slice_dims(s, roots):
-            order = torch.argsort(index_roots, stable=True)
-            uniq, counts = torch.unique_consecutive(index_roots[order], return_counts=True)
-            for root, idx in zip(uniq.tolist(), torch.split(order, counts.tolist())):
-                if root >= 0:
-                    members.setdefault(root, []).append(Member(s.tensor, dim, idx, s.consumes))
-    groups = [
-        ChannelGroup(members[r], tuple(sorted(producers[r])), r in approximate, r in attention, r)
-        for r in sorted(members)
-        if r in producers and r not in blocked
-    ]
+    blocked, approximate, attention = (_roots_of(labels, roots) for labels in
+                                       (state.blocked, state.approximate, state.attention))
+    producers = _producers(state, roots)
+    columns = [Column(s.tensor, dim, labels, s.consumes) for s in state.slices for dim, labels in _slice_dims(s, roots)]
+    present = torch.unique(torch.cat([c.labels for c in columns])).tolist() if columns else []
+    groups = [ChannelGroup(producers[r], r in approximate, r in attention, r, columns)
+              for r in present if r >= 0 and r in producers and r not in blocked]
     outputs = [torch.where(x >= 0, roots[x.clamp_min(0)], -1) for x in propagation.outputs]
     heads = {}
     for module, per_op in state.heads.items():
@@ -194,7 +204,34 @@ def build_dependency_graph(model: nn.Module, example_inputs: Any, warn: bool = T
     if warn:
         for message in state.warnings:
             warnings.warn(f"pruner_iface graph: {message}", stacklevel=2)
-    return DependencyGraph(traced, groups, list(state.warnings), heads, outputs)
+    return DependencyGraph(traced, groups, columns, list(state.warnings), heads, outputs)
+
+
+def _roots_of(labels: set[int], roots: torch.Tensor) -> set[int]:
+    if not labels:
+        return set()
+    return set(np.unique(roots.numpy()[np.fromiter(labels, dtype=np.int64, count=len(labels))]).tolist())
+
+
+def _producers(state: LabelState, roots: torch.Tensor) -> dict[int, tuple[str, ...]]:
+    """Per class root, the names of the modules whose outputs carry it, sorted (one tuple per
+    combination, shared)."""
+    origin = state.uf.origin_of()
+    made = np.flatnonzero(origin >= 0)
+    width = max(len(state.uf.origins), 1)
+    pairs = np.unique(roots.numpy()[made] * width + origin[made])
+    owner, index = np.divmod(pairs, width)
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    ends = np.r_[starts[1:], len(owner)]
+    names = state.uf.origins
+    shared: dict[tuple[int, ...], tuple[str, ...]] = {}
+    out: dict[int, tuple[str, ...]] = {}
+    for root, start, end in zip(owner[starts].tolist(), starts.tolist(), ends.tolist()):
+        key = tuple(index[start:end].tolist()) if end - start > 1 else (int(index[start]),)
+        if key not in shared:
+            shared[key] = tuple(sorted(names[i] for i in key))
+        out[root] = shared[key]
+    return out
 
 
 def _join_repeated_uses(state: LabelState) -> None:

@@ -11,6 +11,7 @@ from typing import Callable
 
 import torch
 from torch import fx
+from torch.utils import _pytree as pytree
 
 from .labels import Slice, compress, free
 
@@ -77,10 +78,18 @@ EQUAL_SPLITS = ("chunk", "unbind")  # piece sizes recomputed from the new width 
 SLICES = ("slice", "select", "narrow", "index_select")
 
 
+DIMWISE = ("transpose", "t", "permute", "movedim", "swapaxes", "unsqueeze")  # act on compressed labels as they are
+
+
 @rule(*MOVEMENT)
 def movement(node, ctx):
     name = ctx.op(node)
     source = node.args[0]
+    if not _carries_labels(node, ctx):  # nothing to move or couple
+        val = node.meta.get("val")
+        return [free(v.dim()) for v in val] if isinstance(val, (list, tuple)) else free(out_rank(node))
+    if name in DIMWISE and isinstance(source, fx.Node):
+        return compress(node.target(ctx.labels(source), *node.args[1:], **node.kwargs), ctx.state.uf)
     if name in SPLITS or name in SLICES:
         _couple_pieces(node, ctx, name)
     elif name in ("cat", "concat", "stack"):
@@ -101,7 +110,7 @@ def movement(node, ctx):
 
     def materialize(arg):
         if isinstance(arg, fx.Node):
-            return ctx.labels(arg).expand(ctx.shape(arg)).double()
+            return ctx.labels(arg).expand(ctx.shape(arg)).contiguous()
         if isinstance(arg, (list, tuple)):
             return type(arg)(materialize(a) for a in arg)
         return arg
@@ -110,10 +119,15 @@ def movement(node, ctx):
     kwargs = {k: materialize(v) for k, v in node.kwargs.items()}
     out = node.target(*args, **kwargs)
     outs = [out] if isinstance(out, torch.Tensor) else list(out)
-    outs = [compress(o.round().long(), ctx.state.uf) for o in outs]
+    outs = [compress(o, ctx.state.uf) for o in outs]
     if name in ("view", "reshape", "_unsafe_view", "unflatten") and isinstance(source, fx.Node):
         _couple_split_dims(ctx, ctx.labels(source), outs[0])
     return outs[0] if isinstance(out, torch.Tensor) else outs
+
+
+def _carries_labels(node, ctx) -> bool:
+    return any(bool((labels >= 0).any()) for a in node.all_input_nodes
+               for labels in pytree.tree_leaves(ctx.labels(a)) if isinstance(labels, torch.Tensor))
 
 
 def _labelled_dims(labels: torch.Tensor) -> list[int]:

@@ -113,8 +113,7 @@ def unit_slices(layer: TargetLayer, who: str) -> list[list]:
     if groups is None:
         raise InputError(f"{who} needs a graph-aware target (channel, head, mlp, hidden); "
                          f"layer {layer.name!r} has no coupled groups")
-    refs = {f"{r.name}.{r.param_name}" if r.name else r.param_name: r for r in layer.members()}
-    return [[(refs[m.tensor], m.dim, m.indices, m.consumes) for m in g.members if m.tensor in refs] for g in groups]
+    return layer.slices_per_unit()
 
 
 def consumer_slices(layer: TargetLayer, who: str) -> list[list]:

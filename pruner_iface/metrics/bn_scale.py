@@ -23,11 +23,11 @@ class BNScale(UnitMetric):
         if groups is None:
             raise InputError(f"metric 'bn_scale' reads the BatchNorm of coupled channel groups: use the 'channel' "
                              f"target; layer {layer.name!r} has none")
-        gammas = {f"{ref.name}.{ref.param_name}": ref.weight for ref in layer.members()
+        gammas = {id(ref.weight) for ref in layer.members()
                   if isinstance(ref.module, _BatchNorm) and ref.param_name == "weight"}
         if not gammas:
             raise InputError(f"metric 'bn_scale': the channels of {layer.name!r} pass through no affine BatchNorm; "
                              f"exclude its producers (include/exclude) or use another metric")
         return torch.stack([
-            sum((gammas[m.tensor].detach()[m.indices].abs().sum() for m in g.members if m.tensor in gammas),
-                torch.zeros(())) for g in groups]).float()
+            sum((ref.weight.detach()[idx].abs().sum() for ref, _, idx, _ in unit if id(ref.weight) in gammas),
+                torch.zeros(())) for unit in layer.slices_per_unit()]).float()

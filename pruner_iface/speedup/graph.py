@@ -38,9 +38,11 @@ def shrink_groups(model: nn.Module, groups: list, example_inputs: Any,
     outputs are not protected; `widths` ("intermediate"/"hidden" -> the kept width shared by
     every such layer) is what a Hugging Face config records."""
     removed: dict[str, dict[int, set[int]]] = {}
-    for group in groups:
-        for m in group.members:
-            removed.setdefault(m.tensor, {}).setdefault(m.dim, set()).update(m.indices.tolist())
+    pruned = torch.tensor(sorted({g.label for g in groups}), dtype=torch.long)
+    for column in groups[0].columns if groups else []:
+        idx = torch.isin(column.labels, pruned).nonzero().reshape(-1)
+        if idx.numel():
+            removed.setdefault(column.tensor, {}).setdefault(column.dim, set()).update(idx.tolist())
     holders = _holders(model)
     plan = []
     for name, dims in removed.items():

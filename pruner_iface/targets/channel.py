@@ -35,6 +35,24 @@ class TensorRef:
         return getattr(self.module, self.param_name)
 
 
+@dataclass(eq=False)
+class LayerColumn:
+    """The part of one graph column (a tensor dim) that a layer's units own: positions `idx`
+    along `dim` and the unit of each."""
+
+    tensor: str
+    module: nn.Module
+    attr: str
+    dim: int
+    idx: torch.Tensor
+    unit: torch.Tensor
+    consumes: bool
+
+    @property
+    def is_parameter(self) -> bool:
+        return isinstance(getattr(self.module, self.attr), nn.Parameter)
+
+
 class GroupLayer(TargetLayer):
     """Units are coupled channel groups sharing the same producer modules."""
 
@@ -47,15 +65,13 @@ class GroupLayer(TargetLayer):
         self.num_units = len(groups)
         self.unit_weights = 1
         self.param_name = "weight"
-        self._tensors: dict[str, tuple[nn.Module, str]] = {}
-        for group in groups:
-            for m in group.members:
-                if m.tensor not in self._tensors:
-                    path, _, attr = m.tensor.rpartition(".")
-                    self._tensors[m.tensor] = (model.get_submodule(path), attr)
+        self.columns = _layer_columns(model, groups)
         self.module = model.get_submodule(groups[0].producers[0])
-        self._refs = [TensorRef(t.rpartition(".")[0], mod, attr) for t, (mod, attr) in self._tensors.items()
-                      if isinstance(getattr(mod, attr), nn.Parameter)]
+        refs: dict[str, TensorRef] = {}
+        for c in self.columns:
+            if c.is_parameter and c.tensor not in refs:
+                refs[c.tensor] = TensorRef(c.tensor.rpartition(".")[0], c.module, c.attr)
+        self._refs = list(refs.values())
 
     # --- views ---------------------------------------------------------------------------
     @property
@@ -76,8 +92,18 @@ class GroupLayer(TargetLayer):
     def members(self) -> list[TensorRef]:
         return self._refs
 
-    def _ref_key(self, ref: TensorRef) -> str:
-        return f"{ref.name}.{ref.param_name}" if ref.name else ref.param_name
+    def slices_per_unit(self) -> list[list[tuple[TensorRef, int, torch.Tensor, bool]]]:
+        """Per unit, the (TensorRef, dim, indices, consumes) of every parameter slice it covers."""
+        refs = {f"{r.name}.{r.param_name}" if r.name else r.param_name: r for r in self._refs}
+        out: list[list] = [[] for _ in range(self.num_units)]
+        for c in self.columns:
+            if c.tensor not in refs:
+                continue
+            order = torch.argsort(c.unit, stable=True)
+            units, counts = torch.unique_consecutive(c.unit[order], return_counts=True)
+            for u, positions in zip(units.tolist(), torch.split(c.idx[order], counts.tolist())):
+                out[u].append((refs[c.tensor], c.dim, positions, c.consumes))
+        return out
 
     # --- scores -----------------------------------------------------------------------------
     def unit_scores_from(self, member_scores, reduce):
@@ -100,81 +126,100 @@ class GroupLayer(TargetLayer):
         return total
 
     def _per_tensor(self, member_values, reduce):
-        """(per-unit value, units present) of each member tensor's slices; differentiable."""
+        """(per-unit value, units present) of each member tensor's slices; differentiable. A unit's
+        slice in one column is reduced on its own, then summed over the columns of the tensor."""
+        n = self.num_units
+        by_tensor: dict[str, list[LayerColumn]] = {}
+        for c in self.columns:
+            by_tensor.setdefault(c.tensor, []).append(c)
         for ref, elem in zip(self._refs, member_values):
-            per_unit = torch.zeros(self.num_units)
-            present = torch.zeros(self.num_units, dtype=torch.bool)
-            for dim, (indices, segment, unit) in self._slice_plan().get(self._ref_key(ref), {}).items():
-                rows = elem.movedim(dim, 0).reshape(elem.shape[dim], -1).float()
-                n = len(unit)
+            per_unit = torch.zeros(n)
+            present = torch.zeros(n, dtype=torch.bool)
+            for c in by_tensor.get(f"{ref.name}.{ref.param_name}" if ref.name else ref.param_name, []):
+                rows = elem.movedim(c.dim, 0).reshape(elem.shape[c.dim], -1).float()
                 if reduce == "max":
-                    value = torch.full((n,), float("-inf")).scatter_reduce(0, segment, rows.amax(1)[indices], "amax")
+                    hit = torch.zeros(n, dtype=torch.bool)
+                    hit[c.unit] = True
+                    value = torch.full((n,), float("-inf")).scatter_reduce(0, c.unit, rows.amax(1)[c.idx], "amax")
+                    value = torch.where(hit, value, torch.zeros(()))
                 else:
-                    value = torch.zeros(n).index_add(0, segment, rows.sum(1)[indices])
+                    value = torch.zeros(n).index_add(0, c.unit, rows.sum(1)[c.idx])
                     if reduce == "mean":
-                        value = value / (torch.zeros(n).index_add_(0, segment, torch.ones(len(segment))) * rows.shape[1])
-                per_unit = per_unit.index_add(0, unit, value)
-                present[unit] = True
+                        count = torch.zeros(n).index_add_(0, c.unit, torch.ones(len(c.unit))) * rows.shape[1]
+                        value = value / count.clamp_min(1)
+                per_unit = per_unit + value
+                present[c.unit] = True
             if present.any():
                 yield per_unit, present
 
-    def _slice_plan(self) -> dict[str, dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
-        """Per member tensor and dim: every member's indices concatenated, the member each index
-        belongs to, and each member's unit (built once; scoring is then a few scatter ops)."""
-        if getattr(self, "_plan", None) is None:
-            parts: dict[str, dict[int, list]] = {}
-            for u, group in enumerate(self.groups):
-                for m in group.members:
-                    parts.setdefault(m.tensor, {}).setdefault(m.dim, []).append((u, m.indices))
-            self._plan = {}
-            for key, dims in parts.items():
-                self._plan[key] = {}
-                for dim, members in dims.items():
-                    sizes = torch.tensor([len(idx) for _, idx in members])
-                    self._plan[key][dim] = (torch.cat([idx for _, idx in members]),
-                                            torch.repeat_interleave(torch.arange(len(members)), sizes),
-                                            torch.tensor([u for u, _ in members]))
-        return self._plan
-
     # --- masks and counts ------------------------------------------------------------------
-    def _is_pruned(self, group) -> bool:
-        """A group is pruned when the first masked tensor it touches has its slice fully masked."""
-        for m in group.members:
-            module, attr = self._tensors[m.tensor]
-            mask = get_mask(module, attr)
-            if mask is not None:
-                return not bool(mask.movedim(m.dim, 0)[m.indices].any())
-        return False
-
     def current_pruned(self) -> torch.Tensor:
-        return torch.tensor([self._is_pruned(g) for g in self.groups], dtype=torch.bool)
+        """A unit is pruned when the first masked tensor it touches has its slice fully masked."""
+        decided = torch.zeros(self.num_units, dtype=torch.bool)
+        pruned = torch.zeros(self.num_units, dtype=torch.bool)
+        for c in self.columns:
+            mask = get_mask(c.module, c.attr)
+            if mask is None:
+                continue
+            kept_any = mask.movedim(c.dim, 0).reshape(mask.shape[c.dim], -1).any(1)[c.idx.to(mask.device)].cpu()
+            unit_kept = torch.zeros(self.num_units, dtype=torch.bool).index_put_((c.unit,), kept_any, accumulate=True)
+            here = torch.zeros(self.num_units, dtype=torch.bool)
+            here[c.unit] = True
+            new = here & ~decided
+            pruned[new] = ~unit_kept[new]
+            decided |= here
+            if bool(decided.all()):
+                break
+        return pruned
 
     def masks(self, pruned, member_scores=None):
         keeps: dict[tuple[nn.Module, str], torch.Tensor] = {}
-        for u in pruned.nonzero().reshape(-1).tolist():
-            for m in self.groups[u].members:
-                module, attr = self._tensors[m.tensor]
-                tensor = getattr(module, attr)
-                if not isinstance(tensor, nn.Parameter):
-                    continue  # buffers (BN statistics) are sliced by speed_up, not masked
-                key = (module, attr)
-                if key not in keeps:
-                    keeps[key] = torch.ones(tensor.shape, dtype=torch.bool, device=tensor.device)
-                keeps[key].index_fill_(m.dim, m.indices.to(tensor.device), False)
+        for c in self.columns:
+            if not c.is_parameter:
+                continue  # buffers (BN statistics) are sliced by speed_up, not masked
+            drop = pruned[c.unit]
+            if not bool(drop.any()):
+                continue
+            tensor = getattr(c.module, c.attr)
+            key = (c.module, c.attr)
+            if key not in keeps:
+                keeps[key] = torch.ones(tensor.shape, dtype=torch.bool, device=tensor.device)
+            keeps[key].index_fill_(c.dim, c.idx[drop].to(tensor.device), False)
         return keeps
 
     def removals(self, pruned):
         out = []
-        for u in pruned.nonzero().reshape(-1).tolist():
-            for m in self.groups[u].members:
-                module, attr = self._tensors[m.tensor]
-                tensor = getattr(module, attr)
-                if isinstance(tensor, nn.Parameter):
-                    out.append(Removal(module, attr, m.dim, m.indices.numel(), tensor.shape[m.dim]))
+        for c in self.columns:
+            if c.is_parameter:
+                removed = int(pruned[c.unit].sum())
+                if removed:
+                    out.append(Removal(c.module, c.attr, c.dim, removed, getattr(c.module, c.attr).shape[c.dim]))
         return out
 
     def kept_and_total(self):
         return self.num_units - int(self.current_pruned().sum()), self.num_units
+
+
+def _layer_columns(model: nn.Module, groups: list) -> list[LayerColumn]:
+    """The positions of the graph's columns that belong to `groups`, with the unit of each."""
+    columns = groups[0].columns
+    top = max(int(c.labels.max()) for c in columns) + 1 if columns else 0
+    unit_of = torch.full((max(top, 1),), -1, dtype=torch.long)
+    labels = torch.tensor([g.label for g in groups], dtype=torch.long)
+    unit_of[labels[labels < top]] = torch.arange(len(groups))[labels < top]
+    owners: dict[str, tuple[nn.Module, str]] = {}
+    out = []
+    for c in columns:
+        units = torch.where(c.labels >= 0, unit_of[c.labels.clamp_min(0)], -1)
+        idx = (units >= 0).nonzero().reshape(-1)
+        if not idx.numel():
+            continue
+        if c.tensor not in owners:
+            path, _, attr = c.tensor.rpartition(".")
+            owners[c.tensor] = (model.get_submodule(path), attr)
+        module, attr = owners[c.tensor]
+        out.append(LayerColumn(c.tensor, module, attr, c.dim, idx, units[idx], c.consumes))
+    return out
 
 
 @register_target("channel")
