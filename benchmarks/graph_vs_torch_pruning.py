@@ -19,10 +19,11 @@ import torch
 from torch import nn
 
 import pruner_iface as pi
-from pruner_iface.graph import build_dependency_graph
+from pruner_iface.graph import build_dependency_graph, trace
 
 from .common import machine_header, onednn_channel_block
 from .models import ViT, mobilenet_v2, resnet50
+from .results_io import write_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from zoo import ZOO, build  # noqa: E402
@@ -44,15 +45,19 @@ def best_of(fn, repeats=3):
     return min(times)
 
 
-def graph_times():
+def graph_times() -> list[dict]:
     print("\n## graph build + group enumeration (best of 3)")
+    rows = []
     for name, factory, shape in (("ResNet-50", resnet50, (1, 3, 224, 224)), ("ViT-B/16", ViT, (1, 3, 224, 224))):
         model = factory().eval()
         x = (torch.randn(*shape),)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ours = best_of(lambda: build_dependency_graph(model, x, warn=False))
-        line = f"{name:10s} pruner_iface {ours:.3f} s"
+            tracing = best_of(lambda: trace(model, x))
+        row = {"measure": "graph build + groups (s)", "model": name, "pruner_iface": ours,
+               "of which tracing (s)": tracing}
+        line = f"{name:10s} pruner_iface {ours:.3f} s (tracing {tracing:.3f} s)"
         if tp is not None:
             head = model.head if hasattr(model, "head") else model[-1]
 
@@ -61,8 +66,11 @@ def graph_times():
                 list(graph.get_all_groups(ignored_layers=[head], root_module_types=[nn.Conv2d, nn.Linear]))
 
             t = best_of(theirs)
-            line += f" | Torch-Pruning {t:.3f} s | ratio {ours / t:.2f}"
+            row.update({"Torch-Pruning": t, "ours / theirs": ours / t})
+            line += f" | Torch-Pruning {t:.3f} s | ratio {ours / t:.2f} (goal <= 0.5 on ViT-B/16)"
         print(line)
+        rows.append(row)
+    return rows
 
 
 def zeroed_reference(dense: nn.Module, removed: list[tuple[str, list[int]]]) -> nn.Module:
@@ -120,28 +128,28 @@ def theirs_correct(name):
     return out.shape == dense_shape and close(out, ref, name)
 
 
-def zoo_correctness():
+def zoo_correctness() -> list[dict]:
     print("\n## zoo models pruned correctly at 50% channels")
     rows = []
     for name in ZOO:
-        row = [name]
-        for fn in (ours_correct, theirs_correct if tp is not None else None):
+        row = {"measure": "correct at 50% channels", "model": name}
+        for column, fn in (("pruner_iface", ours_correct), ("Torch-Pruning", theirs_correct if tp is not None else None)):
             if fn is None:
-                row.append("-")
                 continue
             try:
-                row.append("correct" if fn(name) else "WRONG OUTPUT")
+                row[column] = "correct" if fn(name) else "WRONG OUTPUT"
             except Exception as exc:
-                row.append(f"{type(exc).__name__}")
+                row[column] = f"{type(exc).__name__}"
         rows.append(row)
-        print(f"{row[0]:16s} pruner_iface: {row[1]:14s} Torch-Pruning: {row[2]}")
-    for i, lib in ((1, "pruner_iface"), (2, "Torch-Pruning")):
-        if tp is not None or i == 1:
-            print(f"{lib}: {sum(r[i] == 'correct' for r in rows)}/{len(rows)} correct")
+        print(f"{name:16s} pruner_iface: {row['pruner_iface']:14s} Torch-Pruning: {row.get('Torch-Pruning', '-')}")
+    for lib in ("pruner_iface", "Torch-Pruning") if tp is not None else ("pruner_iface",):
+        print(f"{lib}: {sum(r[lib] == 'correct' for r in rows)}/{len(rows)} correct")
+    return rows
 
 
-def latency(threads=2, batch=8, rounds=4, runs=6):
+def latency(threads=2, batch=8, rounds=4, runs=6) -> list[dict]:
     block = onednn_channel_block()
+    rows = []
     print(f"\n## latency after speed_up to 0.5 FLOPs: channel (round_to={block}, oneDNN's fp32 channel block on this "
           f"CPU), l1 (batch {batch}, {threads} threads, "
           f"{rounds} interleaved rounds of {runs} runs, median)")
@@ -164,15 +172,28 @@ def latency(threads=2, batch=8, rounds=4, runs=6):
             print(f"{name:12s} {allocator:8s} FLOPs ratio {flops:.3f} | latency {lat['dense'].median_ms:.1f} -> "
                   f"{lat['pruned'].median_ms:.1f} ms (p10-p90 {lat['pruned'].p10_ms:.1f}-{lat['pruned'].p90_ms:.1f}) | "
                   f"latency ratio {ratio:.3f} | latency/FLOPs {ratio / flops:.2f} (goal within 15%)")
+            rows.append({"measure": f"latency at 0.5 FLOPs ({allocator})", "model": name, "FLOPs ratio": flops,
+                         "latency ratio": ratio, "latency / FLOPs": ratio / flops,
+                         "dense ms": lat["dense"].median_ms, "pruned ms": lat["pruned"].median_ms})
+    return rows
 
 
 def main(argv=None):
     print(machine_header("dependency graph vs Torch-Pruning"))
     print(f"Torch-Pruning: {'1.6.1 installed' if tp is not None else 'not installed (pip install torch-pruning==1.6.1)'}")
     torch.set_num_threads(2)
-    graph_times()
-    zoo_correctness()
-    latency()
+    rows = graph_times() + zoo_correctness() + latency()
+    columns = ["measure", "model", "pruner_iface", "of which tracing (s)", "Torch-Pruning", "ours / theirs",
+               "FLOPs ratio", "latency ratio", "latency / FLOPs", "dense ms", "pruned ms"]
+    path = write_results("graph_vs_torch_pruning", "dependency graph vs Torch-Pruning 1.6.1", columns, rows, [
+        "Graph times: best of 3 in one process, batch-1 224x224 inputs, 2 threads; ours includes tracing "
+        "(torch.export) and the coupling analysis; Torch-Pruning's is build_dependency + get_all_groups.",
+        "Correct: outputs keep their shape and equal the dense model with the removed output channels zeroed "
+        "(1e-3 of the output scale; 0.1 where a LayerNorm normalises over pruned channels).",
+        f"Latency: channel target with round_to={onednn_channel_block()}, l1, speed_up, batch 8, 2 threads, "
+        "median of interleaved rounds; goal: latency ratio within 15% of the FLOPs ratio."])
+    print(f"\nwrote {path}")
+
 
 
 if __name__ == "__main__":
