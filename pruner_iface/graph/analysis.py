@@ -60,9 +60,10 @@ class Propagation:
         live = self._live()
         for node in self.traced.fx_graph.nodes:
             if node.op == "call_function":
-                # a value no output uses (attention weights computed, then dropped) still runs, so its
-                # weights are sliced with the rest, but what it does with channels blocks nothing
-                self.state.muted = node.name not in live
+                # a value no output uses still runs, so it constrains channels like any other; only inside
+                # nn.MultiheadAttention, whose forward speed_up replaces, do dead values (attention
+                # weights computed, then dropped) block nothing
+                self.state.muted = node.name not in live and self._rewritten(node)
                 self.values[node.name] = self._apply(node)
                 self.state.muted = False
             elif node.op == "output":
@@ -73,6 +74,11 @@ class Propagation:
                         for one in pytree.tree_leaves(labels):
                             self.state.block(one)
         return self.state
+
+    def _rewritten(self, node: fx.Node) -> bool:
+        """Inside a module whose forward speed_up replaces: its dead values never run shrunk."""
+        stack = node.meta.get("nn_module_stack") or {}
+        return any(path in self.traced.rewritten for path, _ in stack.values())
 
     def _live(self) -> set[str]:
         """Nodes some output depends on."""

@@ -37,6 +37,7 @@ class TracedModel:
     user_inputs: list[str]        # placeholder names of the model's own inputs
     constants: set[str] = field(default_factory=set)  # plain tensor attributes (cannot be sliced)
     tracer: str = "torch.export"
+    rewritten: set[str] = field(default_factory=set)  # modules whose forward speed_up replaces (nn.MultiheadAttention)
 
 
 def op_name(node: fx.Node) -> str:
@@ -65,6 +66,12 @@ def trace(model: nn.Module, example_inputs: Any, tracer: str = "auto") -> Traced
     if tracer not in TRACERS:
         raise InputError(f"tracer must be one of {', '.join(TRACERS)}; got {tracer!r}")
     args, kwargs = normalize_inputs(example_inputs)
+    traced = _trace_with(model, args, kwargs, tracer)
+    traced.rewritten = {name for name, module in model.named_modules() if isinstance(module, nn.MultiheadAttention)}
+    return traced
+
+
+def _trace_with(model: nn.Module, args: tuple, kwargs: dict, tracer: str) -> TracedModel:
     if tracer == "make_fx":
         return _run(_trace_make_fx, "make_fx", model, args, kwargs)
     try:

@@ -2,7 +2,7 @@
 removals, masked model == physically shrunk model."""
 import torch
 import torch.nn.functional as F
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
 from torch import nn
 
 import pruner_iface as pi
@@ -64,6 +64,9 @@ programs = st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 50), st.integ
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(program=programs, ratio=st.floats(0.1, 0.6), seed=st.integers(0, 1000))
+# a value no output uses still runs: conv channels added to the (unprunable) input must be kept
+@example(program=[("conv", 0, 0, 6, False), ("cat", 0, 0, 2, False), ("conv", 0, 0, 2, False),
+                  ("add", 1, 0, 2, False), ("conv", 0, 0, 2, False)], ratio=0.5, seed=0)
 def test_masked_equals_shrunk_on_random_dags(program, ratio, seed):
     torch.manual_seed(seed)
     model = RandomNet(program).eval()

@@ -164,3 +164,37 @@ def test_group_scores_sum_each_tensors_normalised_slice_scores(reduce):
             present = ~torch.isnan(per_unit)
             expected[present] += per_unit[present] / per_unit[present].abs().mean()
         assert torch.allclose(fast, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "densenet", "shufflenet_v2", "convnext"])
+def test_column_masks_removals_and_pruned_state_match_each_groups_members(name):
+    """GroupLayer works on whole graph columns; every answer must equal the one read group by
+    group from ChannelGroup.members."""
+    from pruner_iface.accounting import removed_per_dim
+    from pruner_iface.masks import set_mask
+
+    model, x = build(name)
+    pruner = pi.Pruner(model, x, target="channel", metric="l1", objective={"name": "sparsity", "target": 0.5})
+    generator = torch.Generator().manual_seed(0)
+    for layer in pruner.layers:
+        pruned = torch.rand(layer.num_units, generator=generator) < 0.4
+        expected_masks, expected_counts = {}, {}
+        for group, gone in zip(layer.groups, pruned.tolist()):
+            for m in group.members:
+                path, _, attr = m.tensor.rpartition(".")
+                module = model.get_submodule(path)
+                if not gone or not isinstance(getattr(module, attr), nn.Parameter):
+                    continue
+                keep = expected_masks.setdefault((module, attr), torch.ones_like(getattr(module, attr), dtype=torch.bool))
+                keep.index_fill_(m.dim, m.indices, False)
+                key = (id(module), attr, m.dim)
+                expected_counts[key] = expected_counts.get(key, 0) + m.indices.numel()
+        masks = layer.masks(pruned)
+        assert masks.keys() == expected_masks.keys()
+        assert all(torch.equal(masks[k], expected_masks[k]) for k in masks)
+        assert {k: v[1] for k, v in removed_per_dim(layer.removals(pruned)).items()} == expected_counts
+    layer = max(pruner.layers, key=lambda layer: layer.num_units)
+    pruned = torch.arange(layer.num_units) % 3 == 0
+    for (module, attr), keep in layer.masks(pruned).items():
+        set_mask(module, attr, keep)
+    assert torch.equal(layer.current_pruned(), pruned)
