@@ -203,7 +203,7 @@ class GroupLayer(TargetLayer):
 def _layer_columns(model: nn.Module, groups: list) -> list[LayerColumn]:
     """The positions of the graph's columns that belong to `groups`, with the unit of each."""
     columns = groups[0].columns
-    top = max(int(c.labels.max()) for c in columns) + 1 if columns else 0
+    top = max((int(c.labels.max()) for c in columns if c.labels.numel()), default=-1) + 1
     unit_of = torch.full((max(top, 1),), -1, dtype=torch.long)
     labels = torch.tensor([g.label for g in groups], dtype=torch.long)
     unit_of[labels[labels < top]] = torch.arange(len(groups))[labels < top]
