@@ -67,11 +67,13 @@ class GroupLayer(TargetLayer):
         self.param_name = "weight"
         self.columns = _layer_columns(model, groups)
         self.module = model.get_submodule(groups[0].producers[0])
-        refs: dict[str, TensorRef] = {}
+        self._ref_of: dict[str, TensorRef] = {}  # parameter name -> its ref
+        self._columns_of: dict[str, list[LayerColumn]] = {}
         for c in self.columns:
-            if c.is_parameter and c.tensor not in refs:
-                refs[c.tensor] = TensorRef(c.tensor.rpartition(".")[0], c.module, c.attr)
-        self._refs = list(refs.values())
+            if c.is_parameter and c.tensor not in self._ref_of:
+                self._ref_of[c.tensor] = TensorRef(c.tensor.rpartition(".")[0], c.module, c.attr)
+            self._columns_of.setdefault(c.tensor, []).append(c)
+        self._refs = list(self._ref_of.values())
 
     # --- views ---------------------------------------------------------------------------
     @property
@@ -94,15 +96,14 @@ class GroupLayer(TargetLayer):
 
     def slices_per_unit(self) -> list[list[tuple[TensorRef, int, torch.Tensor, bool]]]:
         """Per unit, the (TensorRef, dim, indices, consumes) of every parameter slice it covers."""
-        refs = {f"{r.name}.{r.param_name}" if r.name else r.param_name: r for r in self._refs}
         out: list[list] = [[] for _ in range(self.num_units)]
         for c in self.columns:
-            if c.tensor not in refs:
+            if c.tensor not in self._ref_of:
                 continue
             order = torch.argsort(c.unit, stable=True)
             units, counts = torch.unique_consecutive(c.unit[order], return_counts=True)
             for u, positions in zip(units.tolist(), torch.split(c.idx[order], counts.tolist())):
-                out[u].append((refs[c.tensor], c.dim, positions, c.consumes))
+                out[u].append((self._ref_of[c.tensor], c.dim, positions, c.consumes))
         return out
 
     # --- scores -----------------------------------------------------------------------------
@@ -129,13 +130,10 @@ class GroupLayer(TargetLayer):
         """(per-unit value, units present) of each member tensor's slices; differentiable. A unit's
         slice in one column is reduced on its own, then summed over the columns of the tensor."""
         n = self.num_units
-        by_tensor: dict[str, list[LayerColumn]] = {}
-        for c in self.columns:
-            by_tensor.setdefault(c.tensor, []).append(c)
-        for ref, elem in zip(self._refs, member_values):
+        for key, elem in zip(self._ref_of, member_values):
             per_unit = torch.zeros(n)
             present = torch.zeros(n, dtype=torch.bool)
-            for c in by_tensor.get(f"{ref.name}.{ref.param_name}" if ref.name else ref.param_name, []):
+            for c in self._columns_of[key]:
                 rows = elem.movedim(c.dim, 0).reshape(elem.shape[c.dim], -1).float()
                 if reduce == "max":
                     hit = torch.zeros(n, dtype=torch.bool)
