@@ -14,6 +14,7 @@ from ..errors import InputError
 from .labels import LabelState, Slice, free
 from .rules import RULES
 from .trace import TracedModel, module_path, op_name, trace
+from .uniform import Uniform, meet_uniform, uniform_dims
 
 
 class Propagation:
@@ -26,10 +27,16 @@ class Propagation:
         self.outputs: list[torch.Tensor] = []  # labels of each output tensor, in order
         self.state = LabelState()
         self.values: dict[str, Any] = {}
+        self.uniform: dict[str, Uniform] = {}  # per node, its uniform dims (graph/uniform.py)
 
     def shape(self, arg: fx.Node) -> tuple[int, ...]:
         val = arg.meta.get("val")
         return tuple(val.shape) if isinstance(val, torch.Tensor) else ()
+
+    def extent(self, arg: fx.Node) -> tuple[int, ...]:
+        """The shape, with size 1 along uniform dims: the positions a tensor really holds."""
+        uniform = self.uniform.get(arg.name, {})
+        return tuple(1 if d in uniform else s for d, s in enumerate(self.shape(arg)))
 
     def tensor_name(self, arg: Any) -> str | None:
         return self.traced.tensors.get(arg.name) if isinstance(arg, fx.Node) else None
@@ -65,6 +72,7 @@ class Propagation:
                 # weights computed, then dropped) block nothing
                 self.state.muted = node.name not in live and self._rewritten(node)
                 self.values[node.name] = self._apply(node)
+                self._pass_uniform(node)
                 self.state.muted = False
             elif node.op == "output":
                 for leaf in pytree.tree_leaves(node.args):
@@ -73,7 +81,16 @@ class Propagation:
                     if self.protect_outputs:
                         for one in pytree.tree_leaves(labels):
                             self.state.block(one)
+                        for vector in self.uniform.get(getattr(leaf, "name", None), {}).values():
+                            self.state.block(vector)
         return self.state
+
+    def _pass_uniform(self, node: fx.Node) -> None:
+        """Record the node's uniform dims and join (or pin) the uniform dims of its inputs."""
+        found = uniform_dims(node, self)
+        meet_uniform(node, self, found)
+        if found:
+            self.uniform[node.name] = found
 
     def _rewritten(self, node: fx.Node) -> bool:
         """Inside a module whose forward speed_up replaces: its dead values never run shrunk."""

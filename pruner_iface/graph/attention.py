@@ -71,12 +71,16 @@ def join_heads(ctx, node: fx.Node, operands: list, rank: int, spans: list[bool])
 
 
 def _spans(ctx, arg, batch_rank: int) -> bool:
-    shape = ctx.shape(arg) if isinstance(arg, fx.Node) else ()
+    shape = ctx.extent(arg) if isinstance(arg, fx.Node) else ()
     return any(s > 1 for s in shape[:len(shape) - 2][-batch_rank:]) if batch_rank else True
 
 
-@rule("scaled_dot_product_attention", "_scaled_dot_product_flash_attention_for_cpu",
-      "_scaled_dot_product_efficient_attention", "_scaled_dot_product_flash_attention")
+SDPA = ("scaled_dot_product_attention", "_scaled_dot_product_flash_attention_for_cpu",
+        "_scaled_dot_product_efficient_attention", "_scaled_dot_product_flash_attention")
+PRODUCTS = ("matmul", "bmm", "mm", "baddbmm")  # products of activations (see join_heads)
+
+
+@rule(*SDPA)
 def scaled_dot_product_attention(node, ctx):
     query, key, value = node.args[:3]
     mask = node.args[3] if len(node.args) > 3 else node.kwargs.get("attn_mask")
@@ -90,7 +94,7 @@ def scaled_dot_product_attention(node, ctx):
             labels[i] = labels[i].repeat_interleave(q_heads // kv_heads, dim=-3)
     spans = [_spans(ctx, op, rank - 2) for op in operands]
     if len(spans) == 4:  # a mask broadcast over heads is not sliced; one with a head dim is
-        spans[3] = len(ctx.shape(mask)) >= 3 and ctx.shape(mask)[-3] > 1
+        spans[3] = len(ctx.extent(mask)) >= 3 and ctx.extent(mask)[-3] > 1
     out = join_heads(ctx, node, labels, rank, spans)
     val = node.meta.get("val")
     if isinstance(val, (list, tuple)):  # fused kernels also return statistics
@@ -98,7 +102,7 @@ def scaled_dot_product_attention(node, ctx):
     return out
 
 
-@rule("matmul", "bmm", "mm")
+@rule(*PRODUCTS[:3])
 def matmul(node, ctx):
     """A product of two activations is attention-like (scores, or scores times values); a product
     with a parameter matrix is a linear layer (see rules.linear_like)."""

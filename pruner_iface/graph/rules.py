@@ -54,9 +54,25 @@ def pointwise(node, ctx):
     return ctx.labels(node.args[0])
 
 
+@rule("zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "randn_like")
+def like(node, ctx):
+    """A tensor shaped like its input: its size follows the input's channels, as x * 0 would."""
+    return ctx.labels(node.args[0])
+
+
+@rule("zeros", "ones", "full", "empty", "scalar_tensor", "arange", "new_zeros", "new_ones", "new_full", "new_empty")
+def created(node, ctx):
+    """A tensor made from sizes and a fill value: it reads no channels (`new_*` only takes its
+    source's dtype and device). Where its values are uniform, see graph/uniform.py."""
+    return free(out_rank(node))
+
+
 # ----------------------------------------------------------------------------- elementwise with coupling
-@rule("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "maximum", "minimum", "rsub", "where",
-      "addcmul", "lerp")
+ELEMENTWISE = ("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "maximum", "minimum", "rsub", "where",
+               "addcmul", "lerp")
+
+
+@rule(*ELEMENTWISE)
 def elementwise(node, ctx):
     """Operands meet channel by channel: their labels join."""
     what = f"{node.target} in module {ctx.module(node)!r}"
@@ -162,7 +178,7 @@ def join_positionally(ctx, args, rank: int, what: str, skip_dim: int | None = No
         ctx.state.uf.union_tensors(joined, other)
         joined = torch.where(joined >= 0, joined, other)
     for arg, x in zip(tensors, labels):
-        real = (1,) * (rank - len(ctx.shape(arg))) + tuple(ctx.shape(arg))
+        real = (1,) * (rank - len(ctx.shape(arg))) + ctx.extent(arg)
         if bool(((x < 0) & (joined >= 0)).any()):  # it cannot lose positions along the dims it spans
             ctx.state.require_whole(joined, [d for d in range(rank) if real[d] > 1 and d != skip_dim],
                                     f"{what} meets a tensor without prunable channels (e.g. the model input) "

@@ -122,6 +122,28 @@ def test_balanced_head_layer_rounds_to_whole_rounds_and_picks_within_each_kv_gro
     assert layer.choose(torch.tensor([0.1, 0.2, 3.0, 5.0]), 2).tolist() == [True, False, True, False]
 
 
+def test_t5_cross_attention_heads_are_pruned_with_its_zero_position_bias(tmp_path):
+    model, x = build("t5")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pruner = pi.Pruner(model, x, target="head", metric="l1", objective={"name": "sparsity", "target": 0.5})
+    assert not [w for w in caught if "graph" in str(w.message)]
+    pruner.run()
+    masked = first_output(model, x)
+    pruner.speed_up()
+    shrunk = first_output(model, x)
+    assert (masked - shrunk).abs().max().item() <= 1e-4 * max(1.0, masked.abs().max().item())
+    for block in model.decoder.block:  # the bias zeros(1, n_heads, q, k) is shared by every decoder layer
+        cross = block.layer[1].EncDecAttention
+        assert cross.n_heads == 2 and cross.q.out_features == cross.o.in_features == 2 * cross.key_value_proj_dim
+    assert model.config.num_heads == 2
+    model.save_pretrained(tmp_path)
+    import transformers
+
+    reloaded = transformers.T5Model.from_pretrained(tmp_path).eval()
+    assert torch.equal(first_output(reloaded, x), shrunk)
+
+
 def test_unknown_gqa_mode_is_refused():
     model, x = build("llama")
     with pytest.raises(pi.errors.ConfigError, match="gqa"):
