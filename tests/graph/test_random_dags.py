@@ -1,5 +1,5 @@
-"""Property test: random DAGs of conv/bn/relu/add/concat/split/depthwise/flatten/linear, random unit
-removals, masked model == physically shrunk model."""
+"""Property test: random DAGs of conv/bn/relu/add/concat/split/depthwise/flatten/linear and tensors
+filled to an activation's size, random unit removals, masked model == physically shrunk model."""
 import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
@@ -7,7 +7,7 @@ from torch import nn
 
 import pruner_iface as pi
 
-OPS = ("conv", "conv", "add", "cat", "split", "dw")
+OPS = ("conv", "conv", "add", "cat", "split", "dw", "fill")
 
 
 class RandomNet(nn.Module):
@@ -39,6 +39,9 @@ class RandomNet(nn.Module):
                 other = b % len(channels)
                 self.program.append(("cat", src, other))
                 channels.append(channels[src] + channels[other])
+            elif op == "fill":  # scaled by a tensor sized from it at run time, plus ones shaped like it
+                self.program.append(("fill", src, 0))
+                channels.append(channels[src])
             elif op == "split" and channels[src] % 2 == 0 and channels[src] >= 2:
                 self.program.append(("split", src, 0))
                 channels += [channels[src] // 2, channels[src] // 2]
@@ -53,6 +56,8 @@ class RandomNet(nn.Module):
                 pool.append(pool[a] + pool[b])
             elif op == "cat":
                 pool.append(torch.cat([pool[a], pool[b]], 1))
+            elif op == "fill":
+                pool.append(pool[a] * torch.full((1, pool[a].shape[1], 1, 1), 0.5) + torch.ones_like(pool[a]))
             else:
                 pool.extend(pool[a].chunk(2, 1))
         return self.head(F.adaptive_avg_pool2d(pool[-1], 2).flatten(1))
