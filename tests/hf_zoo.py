@@ -1,5 +1,5 @@
 """Small random-init transformers (no downloads) for the head / mlp / hidden targets: Hugging
-Face BERT, RoBERTa, GPT-2, LLaMA, Mistral and Qwen2 (grouped-query attention), T5 and ViT, plus
+Face BERT, RoBERTa, GPT-2, LLaMA, Mistral, Qwen2 and Qwen3 (grouped-query attention; QK-norm), T5 and ViT, plus
 torch's nn.TransformerEncoder and a timm-style ViT written here with view/transpose/matmul/softmax."""
 import torch
 import transformers as tf
@@ -46,6 +46,10 @@ def mistral():
 
 def qwen2():
     return _decoder(tf.Qwen2ForCausalLM, tf.Qwen2Config)
+
+
+def qwen3():  # a norm over head_dim shared by all heads (QK-norm) before attention
+    return _decoder(tf.Qwen3ForCausalLM, tf.Qwen3Config, head_dim=8)
 
 
 def t5():
@@ -115,8 +119,8 @@ def timm_vit():
 
 
 HF_ZOO = {"bert": bert, "roberta": roberta, "gpt2": gpt2, "llama": llama, "mistral": mistral, "qwen2": qwen2,
-          "t5": t5, "vit": vit, "torch_encoder": torch_encoder, "timm_vit": timm_vit}
-LANGUAGE_MODELS = ("gpt2", "llama", "mistral", "qwen2")
+          "qwen3": qwen3, "t5": t5, "vit": vit, "torch_encoder": torch_encoder, "timm_vit": timm_vit}
+LANGUAGE_MODELS = ("gpt2", "llama", "mistral", "qwen2", "qwen3")
 
 
 def build(name, seed=0):

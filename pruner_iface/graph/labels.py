@@ -141,6 +141,7 @@ class LabelState:
     warnings: list[str] = field(default_factory=list)
     whole: list[tuple[torch.Tensor, tuple[int, ...], str]] = field(default_factory=list)
     grids: list[torch.Tensor] = field(default_factory=list)  # [rows, inner] label grids of split views
+    shared: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (grid, labels per inner index)
     heads: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # attention module -> label per head
 
     def require_whole(self, labels: torch.Tensor, dims, reason: str) -> None:
@@ -151,16 +152,29 @@ class LabelState:
         if dims and not self.muted and bool((labels >= 0).any()):
             self.whole.append((labels, dims, reason))
 
+    def share(self, rows: torch.Tensor, inner: torch.Tensor) -> None:
+        """`inner[j]` (a norm's weight, a statistic) is shared by column j of every row of a channel
+        grid ([heads, head_dim]: QK-norm over each head): whole rows may go without it; if instead
+        the same inner index goes from every row, `inner[j]` goes with it. Settled in `settle`."""
+        self.grids.append(rows)
+        self.shared.append((rows, inner))
+
     def settle(self) -> None:
         """Resolve the deferred constraints: a split channel grid whose rows are not each one unit
-        loses the same inner index from every row; then block the rows of every `require_whole`
-        that more than one unit would cut."""
+        loses the same inner index from every row (and what is shared per inner index goes with
+        it); then block the rows of every `require_whole` that more than one unit would cut."""
+        across = set()  # grids whose inner indices go from every row
         for rows in self.grids:
             resolved = self.uf.canonical(rows)
             if bool((resolved != resolved[:, :1]).any()):
+                across.add(id(rows))
                 for row in rows[1:]:
                     self.uf.union_tensors(rows[0], row)
+        for rows, inner in self.shared:
+            if id(rows) in across:
+                self.uf.union_tensors(rows[0], inner)
         self.grids.clear()
+        self.shared.clear()
         blocked = set(self.uf.canonical(torch.tensor(sorted(self.blocked), dtype=torch.long)).tolist())
         for labels, dims, reason in self.whole:
             resolved = self.uf.canonical(labels)

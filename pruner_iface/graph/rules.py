@@ -172,11 +172,18 @@ def join_positionally(ctx, args, rank: int, what: str, skip_dim: int | None = No
     shape = [max(x.shape[d] for x in labels) for d in range(rank)]
     if skip_dim is not None:
         shape[skip_dim] = 1
+    shared = _shared_operands(labels)
     labels = [x.expand(shape) for x in labels]
-    joined = labels[0].clone()
-    for other in labels[1:]:
+    meeting = [x for i, x in enumerate(labels) if i not in shared]
+    joined = meeting[0].clone()
+    for other in meeting[1:]:
         ctx.state.uf.union_tensors(joined, other)
         joined = torch.where(joined >= 0, joined, other)
+    for i, rows_dims in shared.items():
+        order = rows_dims + [d for d in range(rank) if d not in rows_dims]
+        rows = joined.permute(order).reshape(int(torch.Size([shape[d] for d in rows_dims]).numel()), -1)
+        ctx.state.share(rows, labels[i].permute(order).reshape(rows.shape)[0])
+        joined = torch.where(joined >= 0, joined, labels[i])
     for arg, x in zip(tensors, labels):
         real = (1,) * (rank - len(ctx.shape(arg))) + ctx.extent(arg)
         if bool(((x < 0) & (joined >= 0)).any()):  # it cannot lose positions along the dims it spans
@@ -184,6 +191,22 @@ def join_positionally(ctx, args, rank: int, what: str, skip_dim: int | None = No
                                     f"{what} meets a tensor without prunable channels (e.g. the model input) "
                                     f"position by position; those channels are not pruned")
     return joined
+
+
+def _shared_operands(labels: list[torch.Tensor]) -> dict[int, list[int]]:
+    """Operands with labels that broadcast along dims where another operand's labels vary: a
+    norm weight over head_dim times [heads, head_dim], a learned scalar times every channel. Each
+    of their labels is shared by all rows along those dims (see LabelState.share) rather than
+    joined with every row, which would merge the rows (the heads, the channels) into one unit.
+    Returns operand index -> the dims it is broadcast along; none if no operand is left to meet."""
+    varying = [{d for d in range(x.dim()) if x.shape[d] > 1} if bool((x >= 0).any()) else set() for x in labels]
+    shared = {}
+    for i, x in enumerate(labels):
+        others = set().union(*(v for j, v in enumerate(varying) if j != i))
+        across = sorted(d for d in others if x.shape[d] == 1)
+        if across and bool((x >= 0).any()):
+            shared[i] = across
+    return shared if len(shared) < len(labels) else {}
 
 
 def _couple_joined(node, ctx, name) -> None:
@@ -289,6 +312,10 @@ def reduction(node, ctx):
     if name in ("mean", "var", "std") and keep and dims == [rank - 1] and labels.shape[-1] > 1:
         # a statistic over the channel-last dim, broadcast back (RMSNorm / LayerNorm written by
         # hand): removing channels changes it, as for layer_norm: approximate, not blocked
+        if any(s > 1 for s in labels.shape[:-1]):  # one statistic per row of a grid (QK-norm per head)
+            ctx.state.grids.append(labels.reshape(-1, labels.shape[-1]))
+            ctx.state.approximate.update(torch.unique(labels[labels >= 0]).tolist())
+            return labels.narrow(-1, 0, 1)  # it goes with its row
         channels = ctx.state.collapse(labels, rank - 1, labels.shape[-1])
         ctx.state.approximate.update(torch.unique(channels[channels >= 0]).tolist())
         return free(out_rank(node))

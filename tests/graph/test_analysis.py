@@ -123,3 +123,39 @@ def test_module_called_twice_and_pixel_shuffle_stay_consistent():
     pruner.speed_up()
     assert torch.allclose(model(x), masked, atol=1e-5) and model(x).shape == (1, 2, 8, 8)
     assert model.shared.in_channels == model.shared.out_channels
+
+
+def test_a_learned_scalar_or_a_weight_shared_across_heads_does_not_merge_what_it_multiplies():
+    class Scaled(nn.Module):  # ReZero-style scalar gate on a residual branch
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.head = nn.Conv2d(3, 4, 1), nn.Conv2d(4, 4, 1), nn.Conv2d(4, 2, 1)
+            self.alpha = nn.Parameter(torch.tensor(0.5))
+
+        def forward(self, x):
+            y = self.a(x)
+            return self.head(y + self.alpha * self.b(y))
+
+    class PerHeadNorm(nn.Module):  # attention with one RMS norm over head_dim shared by every head
+        def __init__(self, heads=4, dim=8):
+            super().__init__()
+            self.heads, self.q, self.k, self.v = heads, nn.Linear(16, heads * dim), nn.Linear(16, heads * dim), \
+                nn.Linear(16, heads * dim)
+            self.norm_weight = nn.Parameter(torch.ones(dim))
+            self.out = nn.Linear(heads * dim, 16)
+
+        def norm(self, t):
+            return self.norm_weight * (t * torch.rsqrt(t.pow(2).mean(-1, keepdim=True) + 1e-6))
+
+        def forward(self, x):
+            b, s, _ = x.shape
+            q, k, v = (f(x).view(b, s, self.heads, -1).transpose(1, 2) for f in (self.q, self.k, self.v))
+            attn = torch.softmax(self.norm(q) @ self.norm(k).transpose(-1, -2), -1) @ v
+            return self.out(attn.transpose(1, 2).reshape(b, s, -1))
+
+    graph = build_dependency_graph(Scaled(), (torch.randn(1, 3, 4, 4),))
+    assert len([g for g in graph.groups if g.producers == ("a", "b")]) == 4
+    graph = build_dependency_graph(PerHeadNorm(), (torch.randn(2, 5, 16),))
+    heads = [g for g in graph.groups if g.attention]
+    assert len(heads) == 4 and all(len(slices(g)[("q.weight", 0)]) == 8 for g in heads)
+    assert not any(t == "norm_weight" for g in graph.groups for t, _ in slices(g))  # heads go whole; it stays
