@@ -1,5 +1,5 @@
 """Small random-init transformers (no downloads) for the head / mlp / hidden targets: Hugging
-Face BERT, RoBERTa, GPT-2, LLaMA, Mistral, Qwen2 and Qwen3 (grouped-query attention; QK-norm), T5 and ViT, plus
+Face BERT, RoBERTa, DeBERTa-v2, GPT-2, LLaMA, Mistral, Qwen2 and Qwen3 (grouped-query attention; QK-norm), T5 and ViT, plus
 torch's nn.TransformerEncoder and a timm-style ViT written here with view/transpose/matmul/softmax."""
 import torch
 import transformers as tf
@@ -22,6 +22,11 @@ def roberta():
     return tf.RobertaModel(tf.RobertaConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2,
                                             num_attention_heads=4, intermediate_size=64,
                                             max_position_embeddings=20)), _lm_inputs()
+
+
+def deberta_v2():  # disentangled attention: scores masked with masked_fill
+    return tf.DebertaV2Model(tf.DebertaV2Config(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2,
+                                                num_attention_heads=4, intermediate_size=64)), _lm_inputs()
 
 
 def gpt2():
@@ -118,8 +123,9 @@ def timm_vit():
     return TimmViT(), (torch.randn(2, 3, 16, 16),)
 
 
-HF_ZOO = {"bert": bert, "roberta": roberta, "gpt2": gpt2, "llama": llama, "mistral": mistral, "qwen2": qwen2,
-          "qwen3": qwen3, "t5": t5, "vit": vit, "torch_encoder": torch_encoder, "timm_vit": timm_vit}
+HF_ZOO = {"bert": bert, "roberta": roberta, "deberta_v2": deberta_v2, "gpt2": gpt2, "llama": llama,
+          "mistral": mistral, "qwen2": qwen2, "qwen3": qwen3, "t5": t5, "vit": vit, "torch_encoder": torch_encoder,
+          "timm_vit": timm_vit}
 LANGUAGE_MODELS = ("gpt2", "llama", "mistral", "qwen2", "qwen3")
 
 

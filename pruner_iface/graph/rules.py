@@ -69,7 +69,7 @@ def created(node, ctx):
 
 # ----------------------------------------------------------------------------- elementwise with coupling
 ELEMENTWISE = ("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "maximum", "minimum", "rsub", "where",
-               "addcmul", "lerp")
+               "addcmul", "lerp", "masked_fill", "masked_fill_")
 
 
 @rule(*ELEMENTWISE)
@@ -85,7 +85,7 @@ MOVEMENT = (
     "unsqueeze", "expand", "cat", "concat", "stack", "split", "split_with_sizes", "chunk", "unbind", "slice",
     "select", "narrow", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "repeat", "flip", "roll",
     "movedim", "swapaxes", "index_select", "tensor_split", "expand_as", "view_as", "reshape_as",
-    "native_channel_shuffle",
+    "native_channel_shuffle", "numpy_T",
 )
 
 
@@ -94,7 +94,7 @@ EQUAL_SPLITS = ("chunk", "unbind")  # piece sizes recomputed from the new width 
 SLICES = ("slice", "select", "narrow", "index_select")
 
 
-DIMWISE = ("transpose", "t", "permute", "movedim", "swapaxes", "unsqueeze")  # act on compressed labels as they are
+DIMWISE = ("transpose", "t", "numpy_T", "permute", "movedim", "swapaxes", "unsqueeze")  # act on compressed labels as they are
 
 
 @rule(*MOVEMENT)
