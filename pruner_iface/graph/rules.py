@@ -94,7 +94,8 @@ EQUAL_SPLITS = ("chunk", "unbind")  # piece sizes recomputed from the new width 
 SLICES = ("slice", "select", "narrow", "index_select")
 
 
-DIMWISE = ("transpose", "t", "numpy_T", "permute", "movedim", "swapaxes", "unsqueeze")  # act on compressed labels as they are
+# act on compressed labels as they are
+DIMWISE = ("transpose", "t", "numpy_T", "permute", "movedim", "swapaxes", "unsqueeze")
 
 
 @rule(*MOVEMENT)
