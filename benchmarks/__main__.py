@@ -7,6 +7,7 @@ BENCHMARKS = {
     "mask_memory": "benchmarks.mask_memory",
     "global_magnitude": "benchmarks.global_magnitude",
     "graph_vs_torch_pruning": "benchmarks.graph_vs_torch_pruning",
+    "hf_architectures": "benchmarks.hf_architectures",
     "minilm": "benchmarks.minilm",
     "readme": "benchmarks.readme",
     "llama_scale": "benchmarks.llama_scale",
