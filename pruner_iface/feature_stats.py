@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.conv import _ConvNd
 
 from .distributed import sum_across_ranks_, sum_counts
 from .metrics.base import run_forward_passes
@@ -90,3 +92,24 @@ def consumed_columns(ref, dim: int, idx: torch.Tensor) -> torch.Tensor:
         rows = slice(g * per_out, (g + 1) * per_out)
         out[g, :, rows] = picked[:, rows]
     return out.reshape(-1, *picked.shape[1:])
+
+
+def unfolded(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What each output of a Linear / Hugging Face Conv1D / Conv1d / Conv2d reads, as
+    ``[groups, samples, columns]``: a conv's input patches per group, columns ordered as
+    ``matrix_view`` orders one group's weight (kernel positions outer, channels inner). The conv
+    must pad with zeros by numbers (not "same")."""
+    if not isinstance(module, _ConvNd):
+        return x.reshape(1, -1, x.shape[-1])
+    kernel, stride, dilation = module.kernel_size, module.stride, module.dilation
+    padding = (0,) * len(kernel) if module.padding == "valid" else module.padding
+    if len(kernel) == 1:  # a Conv1d is a Conv2d over a height of 1
+        x, kernel, stride, dilation, padding = (x.unsqueeze(-2), (1, *kernel), (1, *stride), (1, *dilation),
+                                                (0, *padding))
+    batch, channels = x.shape[:2]
+    groups = module.groups
+    per_group = channels // groups
+    patches = F.unfold(x.reshape(batch * groups, per_group, *x.shape[2:]), kernel, dilation, padding, stride)
+    positions = kernel[0] * kernel[1]
+    patches = patches.reshape(batch, groups, per_group, positions, patches.shape[-1]).permute(1, 0, 4, 3, 2)
+    return patches.reshape(groups, -1, positions * per_group)

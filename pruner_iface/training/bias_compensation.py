@@ -14,12 +14,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.modules.conv import _ConvNd
 
-from ..errors import ConfigError
 from ..feature_stats import consumed_columns, consumed_features, input_moments
-from ..metrics.base import check_batches, consumer_slices, unit_slices
+from ..metrics.base import check_batches, consumer_slices
 from .base import MaskChange, Mechanism, register_mechanism
+from .consumers import check_new_biases, ensure_bias
 
 WHO = "training mechanism 'bias_compensation'"
 
@@ -38,19 +37,7 @@ class BiasCompensation(Mechanism):
     def bind(self, context) -> None:
         super().bind(context)
         self._plans = {id(layer): consumer_slices(layer, WHO) for layer in context.layers}
-        produced = {id(ref.module) for layer in context.layers for unit in unit_slices(layer, WHO)
-                    for ref, _, _, consumes in unit if not consumes}
-        for plan in self._plans.values():
-            for ref, _, _ in (s for unit in plan for s in unit):
-                if getattr(ref.module, "bias", None) is not None:
-                    continue
-                if not isinstance(ref.module, (nn.Linear, _ConvNd)) or not hasattr(ref.module, "bias"):
-                    raise ConfigError(f"{WHO}: consumer {ref.name!r} ({type(ref.module).__name__}) has no bias to "
-                                      f"compensate into; a bias can be added to Linear and conv layers only")
-                if id(ref.module) in produced:
-                    raise ConfigError(f"{WHO}: consumer {ref.name!r} has no bias and its own outputs are pruned by "
-                                      f"this target, so a new bias would not be pruned with them; give it a bias "
-                                      f"or exclude its units")
+        check_new_biases(self._plans, context.layers, WHO)
         self._means: dict[nn.Module, torch.Tensor] = {}
         self._compensated = 0
 
@@ -72,9 +59,7 @@ class BiasCompensation(Mechanism):
                 self._compensated += 1
         with torch.no_grad():  # computed from the whole weights first; the masks come after
             for module, add in additions.items():
-                if module.bias is None:
-                    weight = module.weight
-                    module.bias = nn.Parameter(torch.zeros(add.numel(), dtype=weight.dtype, device=weight.device))
+                ensure_bias(module, add.numel())
                 module.bias.add_(add.to(module.bias.dtype))
         return changes
 

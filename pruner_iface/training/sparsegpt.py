@@ -27,7 +27,7 @@ from torch import nn
 
 from ..distributed import sum_across_ranks_
 from ..errors import ConfigError, PrunerError
-from ..feature_stats import ordered_modules
+from ..feature_stats import ordered_modules, unfolded
 from ..metrics.base import check_batches, run_forward_passes
 from ..registry import check
 from ..targets.base import TensorLayer, from_matrix, matrix_view
@@ -72,7 +72,7 @@ class SparseGPT(Mechanism):
         hessians: dict[nn.Module, torch.Tensor] = {}
 
         def hook(module, inputs):
-            x = _columns(module, inputs[0].detach().double())
+            x = unfolded(module, inputs[0].detach().double())[0]
             h = x.T @ x
             hessians[module] = h if module not in hessians else hessians[module] + h
 
@@ -121,18 +121,6 @@ def _check_module(layer) -> None:
     elif type(module) is not nn.Linear:
         raise ConfigError(f"training.sparsegpt: module {layer.name!r} is a {type(module).__name__}; supported: "
                           f"Linear and Conv2d (exclude the others)")
-
-
-def _columns(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The module's input as ``[samples, columns]`` in the order of ``matrix_view(weight)``."""
-    if isinstance(module, nn.Linear):
-        return x.reshape(-1, x.shape[-1])
-    padding = 0 if module.padding == "valid" else module.padding
-    patches = F.unfold(x, module.kernel_size, module.dilation, padding, module.stride)  # [B, C*kh*kw, L]
-    c = module.in_channels
-    kh, kw = module.kernel_size
-    patches = patches.reshape(x.shape[0], c, kh * kw, -1).permute(0, 3, 2, 1)  # [B, L, kh*kw, C]
-    return patches.reshape(-1, kh * kw * c)
 
 
 def _inverse_factor(hessian: torch.Tensor, damp: float, name: str) -> torch.Tensor:

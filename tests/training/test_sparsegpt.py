@@ -9,8 +9,6 @@ from torch import nn
 
 import pruner_iface as pi
 from pruner_iface.errors import ConfigError, MissingDataError
-from pruner_iface.targets.base import matrix_view
-from pruner_iface.training.sparsegpt import _columns
 
 
 def correlated_inputs(n, features, seed=0):
@@ -118,15 +116,6 @@ def test_weights_pruned_by_an_earlier_step_stay_pruned():
     assert not bool((layer.weight_mask & ~first).any())
     assert int((~layer.weight_mask).sum()) == int((~plain.weight_mask).sum()) >= 0.6 * layer.weight.numel()
     assert bool((layer.weight[~layer.weight_mask] == 0).all())
-
-
-def test_conv_columns_follow_the_weight_matrix_view():
-    torch.manual_seed(3)
-    conv = nn.Conv2d(3, 5, (3, 2), stride=(2, 1), padding=1, dilation=(1, 2), bias=False)
-    x = torch.randn(2, 3, 9, 8)
-    out = conv(x).detach()  # [2, 5, H', W']
-    via_columns = _columns(conv, x) @ matrix_view(conv.weight.detach()).T  # [2·H'·W', 5]
-    assert torch.allclose(via_columns, out.permute(0, 2, 3, 1).reshape(-1, 5), atol=1e-5)
 
 
 def test_conv_layers_are_reconstructed():
