@@ -103,7 +103,10 @@ def distill(model, dense, tokenizer, texts, seconds, lr=5e-4, batch_size=32, see
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--metric", default="fluctuation",
-                        help="pruner_iface's metric; fluctuation brings FLAP's bias compensation with it")
+                        help="pruner_iface's metric (see --reconstruct)")
+    parser.add_argument("--reconstruct", default="auto", choices=["auto", "bias_compensation", "least_squares", "none"],
+                        help="the calibration mechanism run with each pruning step; auto: bias_compensation with "
+                        "fluctuation (FLAP), none otherwise")
     parser.add_argument("--heads", type=float, default=0.5)
     parser.add_argument("--mlp", type=float, default=0.5)
     parser.add_argument("--finetune-seconds", type=float, default=240.0)
@@ -131,7 +134,7 @@ def main(argv=None):
         rows = [run_one(dense, tokenizer, calibration, sentences, pairs, args, 1 - b, 1 - b, budget=b, library=lib)
                 for b in budgets for lib in libraries]
         notes = [f"Heads and MLP neurons each cut by 1 - budget, sped up (pruner_iface: {args.metric}"
-                 + (", with FLAP's bias compensation" if args.metric == "fluctuation" else "")
+                 + "".join(f", with {name}" for name in reconstruction(args))
                  + "; Torch-Pruning 1.6.1: l2 magnitude, whole heads, its head count passed per q/k/v Linear and the "
                  "attention attributes set by hand afterwards); latency batch 32 x 64 tokens, 2 threads, interleaved "
                  "with the dense model; cosine: mean cosine of first-sentence embeddings to dense; distillation "
@@ -140,7 +143,7 @@ def main(argv=None):
                  "pi.save_pruned + pi.load_pruned into a fresh dense model (BERT derives the head width from "
                  "hidden_size / num_attention_heads, so no config expresses pruned heads)."]
         path = write_results("minilm_budgets", "all-MiniLM-L6-v2: heads + MLP at several FLOPs budgets",
-                             ["budget", "library", "metric", "flops_ratio", "params_ratio", "latency_ratio",
+                             ["budget", "library", "metric", "training", "flops_ratio", "params_ratio", "latency_ratio",
                               "dense_top1", "cosine_before", "cosine_after", "top1_before", "top1_after",
                               "prune_seconds", "reloads_from_pretrained", "reloads_load_pruned"], rows, notes)
         print(path.read_text())
@@ -148,7 +151,7 @@ def main(argv=None):
     row = run_one(dense, tokenizer, calibration, sentences, pairs, args, args.heads, args.mlp)
     RESULTS.mkdir(exist_ok=True)
     record = {"benchmark": "minilm", "machine": machine_header("").splitlines()[1:], "date": time.strftime("%Y-%m-%d"),
-              "torch": torch.__version__, "metric": args.metric, **row}
+              "torch": torch.__version__, "metric": args.metric, "training": reconstruction(args), **row}
     (RESULTS / "minilm.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"written {RESULTS / 'minilm.json'}")
 
@@ -161,11 +164,18 @@ def hidden_energy(model, batch):
     return model(**batch).last_hidden_state.pow(2).mean()
 
 
-def prune_ours(model, tokenizer, calibration, example, metric, heads_cut, mlp_cut) -> None:
-    """pruner_iface: `head` then `mlp` target, each `sparsity` = the cut, sped up; with
-    `fluctuation`, the FLAP bias compensation goes with it."""
+def reconstruction(args) -> list[str]:
+    """The training mechanisms that make up for each step: --reconstruct, where auto is FLAP's
+    bias compensation with the fluctuation metric."""
+    if args.reconstruct == "auto":
+        return ["bias_compensation"] if args.metric == "fluctuation" else []
+    return [] if args.reconstruct == "none" else [args.reconstruct]
+
+
+def prune_ours(model, tokenizer, calibration, example, metric, heads_cut, mlp_cut, training) -> None:
+    """pruner_iface: `head` then `mlp` target, each `sparsity` = the cut, sped up, with the
+    `training` mechanisms (calibration refits) on each."""
     for target, amount in (("head", heads_cut), ("mlp", mlp_cut)):
-        training = ["bias_compensation"] if metric == "fluctuation" else []
         pruner = pi.Pruner(model, example, target=target, metric=metric, training=training,
                            objective={"name": "sparsity", "target": amount})
         if pruner.metric.requires_data or training:  # activation statistics over calibration batches
@@ -175,7 +185,7 @@ def prune_ours(model, tokenizer, calibration, example, metric, heads_cut, mlp_cu
         pruner.speed_up()
 
 
-def prune_torch_pruning(model, tokenizer, calibration, example, metric, heads_cut, mlp_cut) -> None:
+def prune_torch_pruning(model, tokenizer, calibration, example, metric, heads_cut, mlp_cut, training=()) -> None:
     """Torch-Pruning 1.6.1 on the same model: whole heads (head_pruning_ratio, with each q/k/v
     Linear's head count passed in `num_heads`) and MLP neurons (pruning_ratio_dict on each
     intermediate Linear), L2 magnitude; the attention attributes are then set by hand, as its
@@ -244,7 +254,8 @@ def run_one(dense, tokenizer, calibration, sentences, pairs, args, heads_cut, ml
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        PRUNERS[library](model, tokenizer, calibration, example, args.metric, heads_cut, mlp_cut)
+        PRUNERS[library](model, tokenizer, calibration, example, args.metric, heads_cut, mlp_cut,
+                         reconstruction(args))
     prune_seconds = time.perf_counter() - start
     heads = [layer.attention.self.num_attention_heads for layer in model.encoder.layer]
     neurons = [layer.intermediate.dense.out_features for layer in model.encoder.layer]
@@ -257,6 +268,7 @@ def run_one(dense, tokenizer, calibration, sentences, pairs, args, heads_cut, ml
     reload = reloads(model, dense, timed)
     dense_sentences = embed_all(dense, tokenizer, sentences, 64)
     row = {"library": library, "metric": args.metric if library == "pruner_iface" else "l2",
+           "training": "+".join(reconstruction(args)) if library == "pruner_iface" else "-",
            "budget": budget, "heads_per_layer": heads, "mlp_per_layer": neurons,
            "prune_seconds": round(prune_seconds, 2), **reload,
            "params_ratio": round(params, 4), "flops_ratio": round(flops, 4),
