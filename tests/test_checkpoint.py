@@ -25,10 +25,10 @@ def fresh():
 INPUTS = (torch.randn(2, 3, 8, 8),)
 
 
-def make_pruner(model, metric):
+def make_pruner(model, metric, training=()):
     return pi.Pruner(model, INPUTS, target="channel", metric=metric, allocator="global",
                      scheduler={"name": "agp", "start": 0, "end": 3, "frequency": 1},
-                     objective={"name": "flops", "target": 0.5})
+                     objective={"name": "flops", "target": 0.5}, training=list(training))
 
 
 def fine_tune_until(stop=None):
@@ -47,23 +47,25 @@ def evaluate(model):
     return -float(ce_loss(model, batches()[0]))
 
 
-@pytest.mark.parametrize("metric", ["snip_momentum", {"name": "random", "seed": 3}])
-def test_run_resumed_from_its_run_directory_equals_an_uninterrupted_run(metric, tmp_path):
+@pytest.mark.parametrize("metric, training", [("snip_momentum", []), ({"name": "random", "seed": 3}, []),
+                                              ("l2", ["least_squares"])])
+def test_run_resumed_from_its_run_directory_equals_an_uninterrupted_run(metric, training, tmp_path):
     whole = fresh()
-    expected = make_pruner(whole, metric).run(data=batches(), loss_fn=ce_loss, fine_tune=fine_tune_until(),
+    expected = make_pruner(whole, metric, training).run(data=batches(), loss_fn=ce_loss, fine_tune=fine_tune_until(),
                                               evaluate=evaluate)
     broken = fresh()
     with pytest.raises(Interrupted):
-        make_pruner(broken, metric).run(data=batches(), loss_fn=ce_loss, fine_tune=fine_tune_until(2),
+        make_pruner(broken, metric, training).run(data=batches(), loss_fn=ce_loss, fine_tune=fine_tune_until(2),
                                         evaluate=evaluate, run_dir=tmp_path)
     resumed_model = fresh()
-    pruner = make_pruner(resumed_model, metric)
+    pruner = make_pruner(resumed_model, metric, training)
     pruner.load_state(tmp_path)
     assert [s.step for s in pruner.report.steps] == [s.step for s in expected.steps if s.step <= 1]
     report = pruner.run(data=batches(), loss_fn=ce_loss, fine_tune=fine_tune_until(), evaluate=evaluate,
                         run_dir=tmp_path)
     assert [s.step for s in report.steps] == [s.step for s in expected.steps]
     assert [s.evaluation for s in report.steps] == [s.evaluation for s in expected.steps]
+    assert report.extra == expected.extra  # a mechanism's counts carry over
     for (name, a), (_, b) in zip(sorted(whole.state_dict().items()), sorted(resumed_model.state_dict().items())):
         assert torch.equal(a, b), name
 

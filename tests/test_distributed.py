@@ -12,7 +12,7 @@ import pruner_iface as pi
 CASES = [  # (target, metric, training)
     ("channel", "taylor", []), ("channel", "hessian", []), ("element", "snip_momentum", []),
     ("channel", "apoz", []), ("element", "wanda", []), ("channel", "fluctuation", []),
-    ({"name": "element", "module_types": ["Linear"]}, "l1", ["sparsegpt"]),
+    ({"name": "element", "module_types": ["Linear"]}, "l1", ["sparsegpt"]), ("channel", "l2", ["least_squares"]),
 ]
 
 
@@ -59,4 +59,4 @@ def test_two_ranks_compute_the_masks_of_one_process_on_the_union_of_their_data(t
                 assert torch.equal(a[key], b[key]), (case, key)
                 assert torch.equal(a[key], one[key]), (case, key)
             else:
-                assert torch.allclose(a[key], one[key], atol=1e-9), (case, key)  # sparsegpt's update too
+                assert torch.allclose(a[key], one[key], atol=1e-9), (case, key)  # sparsegpt's and least_squares' updates too
