@@ -2,7 +2,8 @@
 to fp32), every q/k/v/o/gate/up/down Linear of the 30 layers (embeddings and lm_head kept).
 
 Unstructured 50% (per output row) and 2:4 with magnitude, wanda and sparsegpt; 20% of the MLP
-neurons with flap and llm_pruner (sped up). Perplexity on held-out stdlib docstrings
+neurons with flap (also with the least_squares refit in place of its bias compensation) and
+llm_pruner (sped up). Perplexity on held-out stdlib docstrings
 (shared/reference/text-corpus.md: the first 16,384 evaluation tokens in 32 windows of 512),
 calibration on 64 windows of 512 calibration tokens (`--quick`: 8 calibration and 4 evaluation
 windows), and each method's wall time on this machine.
@@ -34,6 +35,7 @@ METHODS = {  # name: (preset or parts, overrides)
     "wanda 2:4": ("wanda-2:4", {}),
     "sparsegpt 2:4": ("sparsegpt-2:4", {}),
     "flap 20% MLP": ("flap", {}),
+    "flap + least_squares 20% MLP": ("flap", {"training": [{"name": "least_squares", "bias": "add"}]}),
     "llm_pruner 20% MLP": ("llm_pruner", {}),
 }
 
