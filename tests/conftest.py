@@ -66,3 +66,18 @@ def state(model):
 def same_state(model, snapshot):
     now = model.state_dict()
     return now.keys() == snapshot.keys() and all(torch.equal(now[k], snapshot[k]) for k in now)
+
+
+def forward_loss(model, batch):
+    """A loss whose only use is the forward pass (calibration statistics)."""
+    return model(batch).sum()
+
+
+def calibrate_and_prune(model, x, ratio, training, target="channel"):
+    """l2 pruning to `ratio` sparsity with calibration `training` mechanisms fed two halves of `x`."""
+    import pruner_iface as pi
+
+    pruner = pi.Pruner(model, (x[:2],), target=target, metric="l2", objective={"name": "sparsity", "target": ratio},
+                       training=training)
+    pruner.run(data=[x[: len(x) // 2], x[len(x) // 2:]], loss_fn=forward_loss)
+    return pruner

@@ -2,24 +2,13 @@ import copy
 
 import pytest
 import torch
-from conftest import same_state, state
+from conftest import calibrate_and_prune as prune, same_state, state
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
 import pruner_iface as pi
 from pruner_iface.errors import ConfigError, InputError
-
-
-def forward_loss(model, batch):
-    return model(batch).sum()
-
-
-def prune(model, x, ratio, training, target="channel"):
-    pruner = pi.Pruner(model, (x[:2],), target=target, metric="l2", objective={"name": "sparsity", "target": ratio},
-                       training=training)
-    pruner.run(data=[x[: len(x) // 2], x[len(x) // 2:]], loss_fn=forward_loss)
-    return pruner
 
 
 def mean_output(model, x):
