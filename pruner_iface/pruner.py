@@ -80,6 +80,11 @@ class Pruner:
         check_forward(model, self._args, self._kwargs)
         self.objective.bind(model, example_inputs, self.layers)
         self.plan = self.scheduler.plan(self.objective)
+        calibrating = [m.registered_name for m in self.training if m.requires_data]
+        if len(calibrating) > 1:
+            raise ConfigError(f"training lists {len(calibrating)} calibration mechanisms ({', '.join(calibrating)}); "
+                              f"each makes up for a step's loss from the weights as they were before it, so together "
+                              f"they would correct the same loss twice; keep one")
         for mechanism in self.training:
             mechanism.bind(TrainingContext(model, self.layers, self.scheduler))
         if self.objective.exact and len(self.plan) != 1:

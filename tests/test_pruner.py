@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 from conftest import KwargModel, ce_loss, same_state, state
+from torch import nn
 
 import pruner_iface as pi
 from pruner_iface.errors import ConfigError, InputError, MissingDataError, ObjectiveNotReachedError
@@ -236,3 +237,12 @@ def test_a_second_pruner_keeps_the_first_pruners_zeros(cnn, cnn_inputs):
     pi.Pruner(cnn, cnn_inputs, target="channel-local", metric="l1", objective={"name": "sparsity", "target": 0.25},
               exclude=["fc2"]).run()
     assert torch.all(cnn.fc1.weight[zeros_before] == 0) and torch.all(cnn.fc1.weight_mask[zeros_before] == 0)
+
+
+def test_two_calibration_mechanisms_are_refused_before_anything_changes():
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 4))
+    before = state(model)
+    with pytest.raises(ConfigError, match=r"2 calibration mechanisms \(bias_compensation, least_squares\).*keep one"):
+        pi.Pruner(model, (torch.randn(2, 5),), target="channel", metric="l2",
+                  objective={"name": "sparsity", "target": 0.3}, training=["bias_compensation", "least_squares"])
+    assert same_state(model, before)

@@ -9,8 +9,8 @@ with H = Σ x·xᵀ the consumer's input Gram matrix and λ = `damp`·mean(diag 
 reconstruction step of channel pruning by least squares (He et al., "Channel Pruning for
 Accelerating Very Deep Neural Networks", ICCV 2017; Luo et al., ThiNet, ICCV 2017) and the mask
 tuning of Kwon et al. ("A Fast Post-Training Pruning Framework for Transformers", NeurIPS 2022),
-solved in closed form; FLAP's `bias_compensation` is the special case that refits the bias alone.
-Use one of the two, not both.
+solved in closed form; FLAP's `bias_compensation` is the special case that refits the bias alone
+(the Pruner accepts one calibration mechanism per run).
 
 Each consumer is refitted on the inputs it sees in the model as it is before the step, all in
 one pass (the layer-by-layer variants re-read each layer's inputs after the layers before it
