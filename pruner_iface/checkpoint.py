@@ -33,8 +33,12 @@ class _Refs:
     """Layers and modules of one pruner, by object and by index / name."""
 
     def __init__(self, model: nn.Module, layers: list):
-        self.layers = layers
-        self.layer_index = {id(layer): i for i, layer in enumerate(layers)}
+        # accumulators are keyed by id() of a layer or of one of its member tensors (what
+        # metrics score); saved as positions, they are mapped back to the new objects on load
+        self.by_position = {(i, None): layer for i, layer in enumerate(layers)}
+        self.by_position.update({(i, j): member for i, layer in enumerate(layers)
+                                 for j, member in enumerate(layer.members()) if member is not layer})
+        self.position = {id(obj): key for key, obj in self.by_position.items()}
         self.modules = dict(model.named_modules())
         self.module_name = {id(m): name for name, m in self.modules.items()}
 
@@ -61,8 +65,9 @@ def _encode(value: Any, refs: _Refs, where: str) -> Any:
 
 
 def _encode_key(key: Any, refs: _Refs, where: str) -> Any:
-    if isinstance(key, int) and not isinstance(key, bool) and key in refs.layer_index:
-        return {"__layer__": refs.layer_index[key]}  # accumulators are keyed by id(layer)
+    if isinstance(key, int) and not isinstance(key, bool) and key in refs.position:
+        layer, member = refs.position[key]
+        return {"__layer__": layer} if member is None else {"__member__": [layer, member]}
     return _encode(key, refs, where)
 
 
@@ -71,8 +76,11 @@ def _decode(value: Any, refs: _Refs) -> Any:
         return [_decode(v, refs) for v in value]
     if not isinstance(value, dict):
         return value
-    if "__layer__" in value:
-        return id(refs.layers[value["__layer__"]])
+    if "__layer__" in value or "__member__" in value:
+        layer, member = value["__member__"] if "__member__" in value else (value["__layer__"], None)
+        if (layer, member) not in refs.by_position:
+            raise InputError(f"the saved state refers to layer {layer} (member {member}), which this pruner lacks")
+        return id(refs.by_position[(layer, member)])
     if "__module__" in value:
         if value["__module__"] not in refs.modules:
             raise InputError(f"the saved state refers to module {value['__module__']!r}, which the model lacks")

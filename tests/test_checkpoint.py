@@ -70,6 +70,20 @@ def test_run_resumed_from_its_run_directory_equals_an_uninterrupted_run(metric, 
         assert torch.equal(a, b), name
 
 
+def test_accumulators_keyed_by_member_tensors_are_restored_onto_the_new_members(tmp_path):
+    broken = make_pruner(fresh(), "snip_momentum")
+    with pytest.raises(Interrupted):
+        broken.run(data=batches(), loss_fn=ce_loss, fine_tune=fine_tune_until(2), evaluate=evaluate)
+    broken.save_state(tmp_path)
+    saved = [broken.metric._sums[id(m)] for m in broken._members()]
+    resumed = make_pruner(fresh(), "snip_momentum")
+    resumed.load_state(tmp_path)
+    members = resumed._members()
+    assert set(resumed.metric._sums) == {id(m) for m in members}
+    for member, before in zip(members, saved):
+        assert torch.equal(resumed.metric._sums[id(member)], before), member.name
+
+
 def test_training_loop_resumed_with_staged_masks_equals_an_uninterrupted_loop(tmp_path):
     def loop(model, pruner, steps, save_at=None):
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
