@@ -17,6 +17,9 @@ from .trace import TracedModel, module_path, op_name, trace
 from .uniform import Uniform, meet_uniform, uniform_dims
 
 
+_COPIES = ("lift_fresh_copy", "clone", "_to_copy", "to", "detach", "detach_", "alias", "contiguous")
+
+
 class Propagation:
     """The context rules see: labels, shapes and parameter names of fx nodes."""
 
@@ -43,6 +46,16 @@ class Propagation:
 
     def op(self, node: fx.Node) -> str:
         return op_name(node)
+
+    def constant(self, arg: Any) -> torch.Tensor | None:
+        """The value of a tensor fixed at trace time (an index written in forward), through copies."""
+        while isinstance(arg, fx.Node):
+            if arg.name in self.traced.constant_values:
+                return self.traced.constant_values[arg.name]
+            if arg.op != "call_function" or op_name(arg) not in _COPIES:
+                return None
+            arg = arg.args[0]
+        return None
 
     def module(self, node: fx.Node) -> str:
         return module_path(node) or "<top level>"

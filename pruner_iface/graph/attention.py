@@ -13,7 +13,7 @@ import torch
 from torch import fx
 
 from .labels import free
-from .rules import linear_like, out_rank, rule
+from .rules import linear_like, out_rank, rule, transposed_parameter
 
 
 def _batch_rows(labels: torch.Tensor, batch: tuple[int, ...]) -> torch.Tensor:
@@ -51,8 +51,10 @@ def join_heads(ctx, node: fx.Node, operands: list, rank: int, spans: list[bool])
         own = frozenset(v for v in key if v in shared)
         groups.append(kv_group.setdefault(own if own else frozenset([("head", h)]), len(kv_group)))
         found = key
-        if ctx.gqa == "query" and own:
-            state.block(torch.tensor(sorted(own)))  # a shared key/value head is kept whole
+        if ctx.gqa == "query" and own:  # a shared key/value head is kept, as one class: a view that
+            kv = torch.tensor(sorted(own))  # holds it beside query heads (fused qkv) then stays split by head
+            state.uf.union_all(kv)
+            state.block(kv)
             found = key - own
         if not found:
             continue
@@ -109,6 +111,9 @@ def matmul(node, ctx):
     a, b = node.args[:2]
     if ctx.tensor_name(b) is not None and len(ctx.shape(b)) == 2 and ctx.tensor_name(a) is None:
         return linear_like(node, ctx, a, b, None, transposed=True)
+    weight = transposed_parameter(b, ctx)
+    if weight is not None and ctx.tensor_name(a) is None:  # x @ W.T, nn.Linear written out
+        return linear_like(node, ctx, a, weight, None)
     rank = out_rank(node)
     if rank < 2 or len(ctx.shape(a)) < 2 or len(ctx.shape(b)) < 2:
         return _opaque(node, ctx)

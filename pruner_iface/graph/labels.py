@@ -139,18 +139,20 @@ class LabelState:
     approximate: set[int] = field(default_factory=set)  # labels normalised together (LayerNorm)
     attention: set[int] = field(default_factory=set)  # labels of attention heads
     warnings: list[str] = field(default_factory=list)
-    whole: list[tuple[torch.Tensor, tuple[int, ...], str]] = field(default_factory=list)
+    whole: list[tuple[torch.Tensor, tuple[int, ...], str, torch.Tensor | None]] = field(default_factory=list)
     grids: list[torch.Tensor] = field(default_factory=list)  # [rows, inner] label grids of split views
     shared: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (grid, labels per inner index)
     heads: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # attention module -> label per head
 
-    def require_whole(self, labels: torch.Tensor, dims, reason: str) -> None:
+    def require_whole(self, labels: torch.Tensor, dims, reason: str, free: torch.Tensor | None = None) -> None:
         """Along `dims`, a unit may remove all of a row or none of it (a fixed slice, a constant
         operand spanning those dims). Checked once every join is known (`settle`): attention joins
-        a head's channels after rotary embeddings have sliced them, for example."""
+        a head's channels after rotary embeddings have sliced them, for example. With one dim,
+        `free` (a bool per index) marks the positions removals may take anyway: those a slice
+        counted from the other end still finds (see rules._slice_regions)."""
         dims = tuple(d for d in dims if labels.shape[d] > 1)
         if dims and not self.muted and bool((labels >= 0).any()):
-            self.whole.append((labels, dims, reason))
+            self.whole.append((labels, dims, reason, free))
 
     def share(self, rows: torch.Tensor, inner: torch.Tensor) -> None:
         """`inner[j]` (a norm's weight, a statistic) is shared by column j of every row of a channel
@@ -176,15 +178,15 @@ class LabelState:
         self.grids.clear()
         self.shared.clear()
         blocked = set(self.uf.canonical(torch.tensor(sorted(self.blocked), dtype=torch.long)).tolist())
-        for labels, dims, reason in self.whole:
+        for labels, dims, reason, free in self.whole:
             resolved = self.uf.canonical(labels)
             if blocked and set(torch.unique(resolved[resolved >= 0]).tolist()) <= blocked:
                 continue  # already kept whole for another reason
             rest = [d for d in range(labels.dim()) if d not in dims]
             rows = resolved.permute(*rest, *dims).reshape(-1, int(torch.Size([labels.shape[d] for d in dims]).numel()))
             cut = (rows != rows[:, :1]).any(1)
-            if cut.any():
-                self.block(rows[cut], reason)
+            if cut.any():  # units removing positions along `dims`: only free positions may go
+                self.block(rows[cut] if free is None else rows[cut][:, ~free], reason)
         self.whole.clear()
 
     muted: bool = False  # while analysing values no output uses: their ops constrain nothing

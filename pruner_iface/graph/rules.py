@@ -13,7 +13,7 @@ import torch
 from torch import fx
 from torch.utils import _pytree as pytree
 
-from .labels import Slice, compress, free
+from .labels import NO_LABEL, Slice, compress, free
 
 RULES: dict[str, Callable] = {}
 
@@ -102,6 +102,10 @@ DIMWISE = ("transpose", "t", "numpy_T", "permute", "movedim", "swapaxes", "unsqu
 def movement(node, ctx):
     name = ctx.op(node)
     source = node.args[0]
+    if transposed_parameter(node, ctx) is not None and all(
+            ctx.op(user) in ("matmul", "mm") and user.args[1] is node and ctx.tensor_name(user.args[0]) is None
+            for user in node.users):
+        return free(out_rank(node))  # x @ W.T: the product is a linear layer over W (see linear_like)
     if not _carries_labels(node, ctx):  # nothing to move or couple
         val = node.meta.get("val")
         return [free(v.dim()) for v in val] if isinstance(val, (list, tuple)) else free(out_rank(node))
@@ -133,6 +137,8 @@ def movement(node, ctx):
         return arg
 
     args = [materialize(a) for a in node.args]
+    if name == "index_select":  # the positions it takes, not the labels of the index tensor
+        args[2] = _index_value(ctx, node.args[2])
     kwargs = {k: materialize(v) for k, v in node.kwargs.items()}
     out = node.target(*args, **kwargs)
     outs = [out] if isinstance(out, torch.Tensor) else list(out)
@@ -140,6 +146,20 @@ def movement(node, ctx):
     if name in ("view", "reshape", "_unsafe_view", "unflatten") and isinstance(source, fx.Node):
         _couple_split_dims(ctx, ctx.labels(source), outs[0])
     return outs[0] if isinstance(out, torch.Tensor) else outs
+
+
+def transposed_parameter(node, ctx) -> fx.Node | None:
+    """The 2-D parameter W when `node` is W.T (t, .T, transpose or permute of its two dims)."""
+    if not isinstance(node, fx.Node) or node.op != "call_function" or not node.args:
+        return None
+    weight = node.args[0]
+    if ctx.tensor_name(weight) is None or len(ctx.shape(weight)) != 2:
+        return None
+    name = ctx.op(node)
+    if name in ("t", "numpy_T") or (name == "transpose" and {d % 2 for d in node.args[1:3]} == {0, 1}) or \
+            (name == "permute" and [d % 2 for d in node.args[1]] == [1, 0]):
+        return weight
+    return None
 
 
 def _carries_labels(node, ctx) -> bool:
@@ -227,8 +247,9 @@ def _couple_joined(node, ctx, name) -> None:
 
 def _couple_pieces(node, ctx, name) -> None:
     """Pieces of a split along channels: equal pieces (chunk, unbind) stay equal after pruning only
-    if they lose the same positions; fixed sizes, partial slices and selections would be wrong
-    after pruning, so their channels are blocked."""
+    if they lose the same positions; fixed sizes would be wrong after pruning, so their channels
+    are blocked. A slice, selection or constant index keeps finding the same channels only where
+    removals leave its anchors in place (see `_slice_regions`)."""
     x = node.args[0]
     labels = ctx.labels(x)
     rank = labels.dim()
@@ -240,20 +261,19 @@ def _couple_pieces(node, ctx, name) -> None:
         return
     size = ctx.shape(x)[dim]
     full = labels.expand(ctx.shape(x)).movedim(dim, 0)
-    if name == "slice":
-        start = node.args[2] if len(node.args) > 2 else 0
-        end = node.args[3] if len(node.args) > 3 else size
-        step = node.args[4] if len(node.args) > 4 else 1
-        start = 0 if start is None else (start + size if start < 0 else start)
-        end = size if end is None else (end + size if end < 0 else end)
-        if start == 0 and end >= size and step == 1:
+    if name in SLICES:
+        free = _slice_regions(node, ctx, name, size)
+        if free is not None and bool(free.all()):
             return
+        ctx.state.require_whole(labels, [dim], f"{node.target} takes a fixed part of the channels of its input "
+                                               f"(module {ctx.module(node)!r}); they are not pruned", free)
+        return
     val = node.meta.get("val")
     sizes = [v.shape[dim] for v in val] if isinstance(val, (list, tuple)) else [size]
     equal = name in EQUAL_SPLITS or (name in ("split", "split_with_sizes") and len(set(sizes)) == 1
                                      and sum(sizes) == size)
     if not equal:  # fine only where no unit cuts the dim (all of it is one attention head)
-        ctx.state.require_whole(labels, [dim], f"{node.target} takes a fixed part of the channels of its input "
+        ctx.state.require_whole(labels, [dim], f"{node.target} splits the channels of its input into fixed sizes "
                                                f"(module {ctx.module(node)!r}); they are not pruned")
         return
     if len(set(sizes)) != 1:
@@ -265,9 +285,115 @@ def _couple_pieces(node, ctx, name) -> None:
         ctx.state.uf.union_tensors(pieces[0], pieces[k])
 
 
+def _slice_regions(node, ctx, name, size: int) -> torch.Tensor | None:
+    """Which positions of the sliced dim removals may take (True) so that the same code on the
+    smaller tensor still picks the kept part of what it picked: the pruned model runs the slice
+    with the same numbers, and a bound counted from the front (start 2) needs every position before
+    it, one counted from the back (-2) every position after it. So `x[:, 3:]` may lose what it
+    takes, `x[:, -2:]` and `x[:, [-1]]` what lies before, `x[:, :4]` what lies after.
+    None: nothing may go."""
+    free = torch.zeros(size, dtype=torch.bool)
+    if name == "index_select":
+        index = ctx.constant(node.args[2])
+        return None if index is None else _index_regions(index, size)
+    if name == "select":
+        return _index_regions(torch.tensor([node.args[2]]), size)
+    if name == "narrow":
+        start, length = node.args[2], node.args[3]
+        start_from_back = isinstance(start, int) and start < 0
+        start = start + size if start_from_back else start
+        if start_from_back:
+            free[:start] = True
+        else:
+            free[start + length:] = True
+        return free
+    start = node.args[2] if len(node.args) > 2 else None
+    end = node.args[3] if len(node.args) > 3 else None
+    step = node.args[4] if len(node.args) > 4 else 1
+    if not all(v is None or isinstance(v, int) for v in (start, end, step)):
+        return None  # bounds computed from sizes at run time
+    start_from_back, to_end, end_from_back = start is not None and -size < start < 0, end is None or end >= size, \
+        end is not None and end < 0
+    start = 0 if start is not None and start <= -size else start  # clamped to the front, before and after
+    s = 0 if start is None else max(start + size, 0) if start_from_back else min(start, size)
+    e = size if to_end else max(end + size, 0) if end_from_back else end
+    if step != 1:
+        return free
+    if start_from_back and (to_end or end_from_back):
+        free[:s] = True  # the slice and what follows it are counted from the back
+    elif not start_from_back and (to_end or end_from_back):
+        free[s:e] = True  # anchored at both ends: its own positions may go
+    elif not start_from_back:
+        free[e:] = True  # a fixed count from the front: what follows may go
+    return free
+
+
+def _index_regions(index: torch.Tensor, size: int) -> torch.Tensor | None:
+    """Free positions for a constant index along a dim: an index counted from the front needs every
+    position up to it, one counted from the back every position from it on; what lies between
+    may go."""
+    if index.dtype == torch.bool or index.numel() == 0 or index.is_floating_point():
+        return None
+    values = index.flatten().tolist()
+    front = max((v for v in values if v >= 0), default=-1)
+    back = min((v + size for v in values if v < 0), default=size)
+    free = torch.zeros(size, dtype=torch.bool)
+    free[front + 1:max(back, front + 1)] = True
+    return free
+
+
 @rule("getitem")
 def getitem(node, ctx):
     return ctx.labels(node.args[0])[node.args[1]]
+
+
+def _index_value(ctx, arg) -> torch.Tensor:
+    """A constant index's value; for one known only at run time, zeros of its shape (where it
+    reads channels, `index` and `_couple_pieces` keep them whole, so any position gives their labels)."""
+    value = ctx.constant(arg)
+    if value is not None:
+        return value
+    return torch.zeros(ctx.shape(arg), dtype=torch.long)
+
+
+@rule("index")
+def index(node, ctx):
+    """x[idx0, idx1, ...] with index tensors (advanced indexing). Along dims without channel labels
+    any index gives the same labels (a pooled token picked per sample, a mask over positions);
+    along channels, a constant index keeps its channels where `_slice_regions` allows, and an
+    index known only at run time keeps them all."""
+    source, indices = node.args[0], node.args[1]
+    labels = ctx.labels(source)
+    sizes = list(ctx.shape(source))
+    where = f"{node.target} (module {ctx.module(node)!r})"
+    picks, d = [], 0
+    for idx in indices:
+        if idx is None:
+            picks.append(None)
+            d += 1
+            continue
+        val = idx.meta.get("val")
+        if val.dtype == torch.bool:  # a mask over val.dim() dims: one dim of the selected positions
+            span = list(range(d, d + val.dim()))
+            if any(labels.shape[k] > 1 for k in span):
+                ctx.state.require_whole(labels, span, f"{where} masks positions along channels; they are not pruned")
+            for k in span:
+                labels = labels.narrow(k, 0, 1)
+            labels = labels.flatten(span[0], span[-1]) if len(span) > 1 else labels
+            sizes[d:d + len(span)] = [1]
+            picks.append(torch.zeros(1, dtype=torch.long))
+        elif labels.shape[d] > 1:  # along channels
+            value = ctx.constant(idx)
+            free = None if value is None else _index_regions(value, sizes[d])
+            reason = (f"{where} picks channels at positions known only at run time; they are not pruned"
+                      if value is None else f"{where} picks a fixed part of the channels of its input; they are "
+                                            f"not pruned")
+            ctx.state.require_whole(labels, [d], reason, free)
+            picks.append(_index_value(ctx, idx))
+        else:
+            picks.append(torch.zeros((1,) * val.dim(), dtype=torch.long))
+        d += 1
+    return compress(labels[tuple(slice(None) if p is None else p for p in picks)], ctx.state.uf)
 
 
 # ----------------------------------------------------------------------------- spatial ops keep channels
@@ -275,9 +401,10 @@ SPATIAL = (
     "max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices", "avg_pool1d", "avg_pool2d", "avg_pool3d",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
     "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "upsample_bilinear2d", "upsample_bicubic2d",
-    "upsample_linear1d", "upsample_trilinear3d", "_upsample_nearest_exact2d", "constant_pad_nd", "pad",
-    "reflection_pad1d", "reflection_pad2d", "replication_pad1d", "replication_pad2d", "replication_pad3d",
+    "upsample_linear1d", "upsample_trilinear3d", "_upsample_nearest_exact2d",
 )
+PADS = ("constant_pad_nd", "pad", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d", "replication_pad1d",
+        "replication_pad2d", "replication_pad3d", "circular_pad1d", "circular_pad2d", "circular_pad3d")
 
 
 @rule(*SPATIAL)
@@ -293,6 +420,34 @@ def spatial(node, ctx):
         labels = free(out_rank(node))
     val = node.meta.get("val")
     return [labels, labels] if isinstance(val, (list, tuple)) else labels
+
+
+@rule(*PADS)
+def pad(node, ctx):
+    """Padding adds fixed counts of positions at both ends of the last dims. With a constant it
+    adds positions without channels, which the smaller tensor gets at the same ends, so channels
+    along any dim (channels-last layouts) keep their places; reflected, replicated or circular
+    padding copies channels, and cropping (negative pads) fixes a part, so those are kept."""
+    labels = ctx.labels(node.args[0])
+    widths = list(node.args[1])
+    name = ctx.op(node)
+    mode = (node.args[2] if len(node.args) > 2 else node.kwargs.get("mode", "constant")) if name == "pad" else \
+        "constant" if name == "constant_pad_nd" else name
+    rank = labels.dim()
+    for i in range(len(widths) // 2):
+        dim, (left, right) = rank - 1 - i, widths[2 * i:2 * i + 2]
+        if labels.shape[dim] <= 1 or not bool((labels >= 0).any()) or (left == 0 and right == 0):
+            continue
+        if mode != "constant" or left < 0 or right < 0:
+            ctx.state.block(labels, f"{node.target} ({mode}, {widths}) over dims that carry channels "
+                                    f"(module {ctx.module(node)!r}); they are not pruned")
+            return free(out_rank(node))
+        shape = list(labels.shape)
+        shape[dim] = left
+        before = torch.full(shape, NO_LABEL, dtype=labels.dtype)
+        shape[dim] = right
+        labels = torch.cat([before, labels, torch.full(shape, NO_LABEL, dtype=labels.dtype)], dim)
+    return compress(labels, ctx.state.uf)
 
 
 @rule("mean", "sum", "amax", "amin", "var", "std", "max", "min", "logsumexp", "norm", "softmax", "_softmax",

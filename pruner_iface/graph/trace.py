@@ -38,6 +38,7 @@ class TracedModel:
     constants: set[str] = field(default_factory=set)  # plain tensor attributes (cannot be sliced)
     tracer: str = "torch.export"
     rewritten: set[str] = field(default_factory=set)  # modules whose forward speed_up replaces (nn.MultiheadAttention)
+    constant_values: dict[str, torch.Tensor] = field(default_factory=dict)  # node name -> value of a traced constant
 
 
 def op_name(node: fx.Node) -> str:
@@ -140,8 +141,11 @@ def _trace_export(model: nn.Module, args: tuple, kwargs: dict) -> TracedModel:
         if stack:
             node.meta["nn_module_stack"] = {key: (_unwrap(path), kind) for key, (path, kind) in stack.items()
                                             if path != "model"}
-    return _traced(exported.graph, tensors, {_unwrap(n) for n in sig.inputs_to_parameters.values()},
-                   list(sig.user_inputs), {_unwrap(n) for n in constants.values()}, "torch.export")
+    traced = _traced(exported.graph, tensors, {_unwrap(n) for n in sig.inputs_to_parameters.values()},
+                     list(sig.user_inputs), {_unwrap(n) for n in constants.values()}, "torch.export")
+    traced.constant_values = {node: exported.constants[name] for node, name in constants.items()
+                              if isinstance(exported.constants.get(name), torch.Tensor)}
+    return traced
 
 
 def _unwrap(name: str) -> str:
@@ -166,7 +170,10 @@ def _trace_make_fx(model: nn.Module, args: tuple, kwargs: dict) -> TracedModel:
                                _error_on_data_dependent_ops=False)(*state.values(), *flat_inputs)
     placeholders = [n.name for n in graph_module.graph.nodes if n.op == "placeholder"]
     tensors = dict(zip(placeholders, names))
-    return _traced(graph_module.graph, tensors, set(parameters), placeholders[len(names):], set(), "make_fx")
+    traced = _traced(graph_module.graph, tensors, set(parameters), placeholders[len(names):], set(), "make_fx")
+    traced.constant_values = {n.name: getattr(graph_module, n.target) for n in graph_module.graph.nodes
+                              if n.op == "get_attr" and isinstance(getattr(graph_module, n.target, None), torch.Tensor)}
+    return traced
 
 
 class _ModulePaths:

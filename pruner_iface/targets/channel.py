@@ -19,6 +19,7 @@ from ..errors import ConfigError
 from ..masks import get_mask
 from ..registry import check
 from ..selection import select_modules
+from ..selection_ops import lowest_k
 from .base import REDUCTIONS, Target, TargetLayer, register_target
 
 
@@ -220,6 +221,34 @@ def _layer_columns(model: nn.Module, groups: list) -> list[LayerColumn]:
     return out
 
 
+class BalancedHeadLayer(GroupLayer):
+    """Query heads of a grouped-query attention: every key/value group loses as many as the others
+    and keeps at least one, so the query heads per key/value head stay equal."""
+
+    free_choice = False
+
+    def __init__(self, name: str, model: nn.Module, groups: list, kv_groups: list[int]):
+        super().__init__(name, model, groups, round_to=1)
+        ids = sorted(set(kv_groups))
+        self.kv = torch.tensor([ids.index(g) for g in kv_groups])
+        self.n_groups = len(ids)
+        self.per_group = self.num_units // self.n_groups
+
+    @property
+    def max_units(self) -> int:
+        return (self.per_group - 1) * self.n_groups
+
+    def legal_count(self, count: int) -> int:
+        return min(self.max_units, -(-count // self.n_groups) * self.n_groups)  # rounded up to whole rounds
+
+    def choose(self, scores: torch.Tensor, count: int) -> torch.Tensor:
+        pruned = torch.zeros(self.num_units, dtype=torch.bool)
+        for g in range(self.n_groups):
+            members = (self.kv == g).nonzero().reshape(-1)
+            pruned[members[lowest_k(scores[members], count // self.n_groups)]] = True
+        return pruned
+
+
 @register_target("channel")
 @dataclass
 class Channel(Target):
@@ -279,6 +308,16 @@ class Channel(Target):
         return {}
 
     def make_layer(self, name: str, model: nn.Module, groups: list, graph) -> TargetLayer:
+        """Query heads sharing key/value heads (grouped-query attention, units per query head) are
+        pruned evenly per key/value head, whichever target found them; other groups freely."""
+        kv_of = {label: kv for site in graph.heads.values() for label, kv in zip(site.labels, site.kv_groups)}
+        kv_groups = [kv_of.get(g.label) for g in groups]
+        shared = None not in kv_groups and len(set(kv_groups)) < len(groups)
+        if shared and self.graph_options().get("gqa", "query") == "query":
+            if len(groups) % len(set(kv_groups)):
+                raise ConfigError(f"attention {name!r}: {len(groups)} query heads cannot be split evenly over "
+                                  f"{len(set(kv_groups))} key/value heads")
+            return BalancedHeadLayer(name, model, groups, kv_groups)
         return GroupLayer(name, model, groups, self.round_to)
 
     def report_notes(self, layers):

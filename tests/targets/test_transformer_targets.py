@@ -108,8 +108,24 @@ def test_single_kv_head_keeps_it_and_prunes_query_heads_evenly():
     assert attention.num_key_value_groups == 3
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_channel_target_prunes_grouped_query_heads_evenly_too(seed):
+    from pruner_iface.targets.channel import BalancedHeadLayer
+
+    model, x = tiny_llama(heads=4, kv_heads=2, hidden=32, layers=2)
+    pruner = pi.Pruner(model, x, target="channel", metric={"name": "random", "seed": seed},
+                       objective={"name": "sparsity", "target": 0.5})
+    heads = [layer for layer in pruner.layers if layer.groups[0].attention]
+    assert heads and all(isinstance(layer, BalancedHeadLayer) for layer in heads)
+    assert not any(g.approximate for layer in pruner.layers for g in layer.groups)  # hidden width: output-bound
+    pruner.run()
+    masked = first_output(model, x)
+    pruner.speed_up()
+    assert (masked - first_output(model, x)).abs().max().item() <= 1e-4 * max(1.0, masked.abs().max().item())
+
+
 def test_balanced_head_layer_rounds_to_whole_rounds_and_picks_within_each_kv_group():
-    from pruner_iface.targets.head import BalancedHeadLayer
+    from pruner_iface.targets.channel import BalancedHeadLayer
 
     model, x = build("llama")
     pruner = pi.Pruner(model, x, target="head", metric="l1", objective={"name": "sparsity", "target": 0.3})
