@@ -141,6 +141,7 @@ class LabelState:
     warnings: list[str] = field(default_factory=list)
     whole: list[tuple[torch.Tensor, tuple[int, ...], str, torch.Tensor | None]] = field(default_factory=list)
     grids: list[torch.Tensor] = field(default_factory=list)  # [rows, inner] label grids of split views
+    normalised_rows: list[torch.Tensor] = field(default_factory=list)  # grids with a statistic per row
     shared: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (grid, labels per inner index)
     heads: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # attention module -> label per head
 
@@ -175,8 +176,12 @@ class LabelState:
         for rows, inner in self.shared:
             if id(rows) in across:
                 self.uf.union_tensors(rows[0], inner)
+        for rows in self.normalised_rows:  # whole rows going leave the other rows' statistics as they were
+            if id(rows) in across:
+                self.approximate.update(torch.unique(rows[rows >= 0]).tolist())
         self.grids.clear()
         self.shared.clear()
+        self.normalised_rows.clear()
         blocked = set(self.uf.canonical(torch.tensor(sorted(self.blocked), dtype=torch.long)).tolist())
         for labels, dims, reason, free in self.whole:
             resolved = self.uf.canonical(labels)

@@ -469,8 +469,9 @@ def reduction(node, ctx):
         # a statistic over the channel-last dim, broadcast back (RMSNorm / LayerNorm written by
         # hand): removing channels changes it, as for layer_norm: approximate, not blocked
         if any(s > 1 for s in labels.shape[:-1]):  # one statistic per row of a grid (QK-norm per head)
-            ctx.state.grids.append(labels.reshape(-1, labels.shape[-1]))
-            ctx.state.approximate.update(torch.unique(labels[labels >= 0]).tolist())
+            grid = labels.reshape(-1, labels.shape[-1])
+            ctx.state.grids.append(grid)
+            ctx.state.normalised_rows.append(grid)  # approximate unless whole rows go (settle)
             return labels.narrow(-1, 0, 1)  # it goes with its row
         channels = ctx.state.collapse(labels, rank - 1, labels.shape[-1])
         ctx.state.approximate.update(torch.unique(channels[channels >= 0]).tolist())

@@ -8,6 +8,7 @@ attribute is put back and SpeedUpError names the failure.
 """
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Any
 
@@ -37,6 +38,9 @@ def shrink_groups(model: nn.Module, groups: list, example_inputs: Any,
     `outputs` (group label per position of each output) says which output positions go, where
     outputs are not protected; `widths` ("intermediate"/"hidden" -> the kept width shared by
     every such layer) is what a Hugging Face config records."""
+    exact = [g for g in groups if not g.approximate]
+    if exact and len(exact) < len(groups):
+        _check_exact_part(model, exact, example_inputs, heads, outputs)
     removed: dict[str, dict[int, set[int]]] = {}
     pruned = torch.tensor(sorted({g.label for g in groups}), dtype=torch.long)
     for column in groups[0].columns if groups else []:
@@ -107,6 +111,21 @@ def shrink_groups(model: nn.Module, groups: list, example_inputs: Any,
             if mask is not None and bool(mask.all()):
                 remove_mask(module, attr)
     return difference
+
+
+def _check_exact_part(model: nn.Module, exact: list, example_inputs: Any, heads, outputs) -> None:
+    """With normalised groups pruned, the output check can only bound the difference; so the
+    other groups (heads, neurons, channels outside normalisations) are first shrunk alone on a
+    copy, where the normalised channels are still there, masked, and must match exactly. A
+    coupling the rules got wrong then fails here instead of hiding in the approximation."""
+    trial = copy.deepcopy(model)
+    try:
+        shrink_groups(trial, exact, example_inputs, heads, outputs)
+    except SpeedUpError as exc:
+        raise SpeedUpError(f"the model is as it was: shrinking the pruned groups outside normalisations alone "
+                           f"does not reproduce the masked model ({exc.__cause__ or exc})") from exc
+    finally:
+        del trial
 
 
 def _holders(model: nn.Module) -> dict[int, list[tuple[nn.Module, str]]]:
