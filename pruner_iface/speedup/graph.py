@@ -118,14 +118,16 @@ def _check_exact_part(model: nn.Module, exact: list, example_inputs: Any, heads,
     other groups (heads, neurons, channels outside normalisations) are first shrunk alone on a
     copy, where the normalised channels are still there, masked, and must match exactly. A
     coupling the rules got wrong then fails here instead of hiding in the approximation."""
-    trial = copy.deepcopy(model)
+    try:
+        trial = copy.deepcopy(model)
+    except Exception as exc:  # nothing has been changed yet
+        raise SpeedUpError(f"the model is as it was: it cannot be copied to check the pruned groups outside "
+                           f"normalisations on their own ({type(exc).__name__}: {exc})") from exc
     try:
         shrink_groups(trial, exact, example_inputs, heads, outputs)
     except SpeedUpError as exc:
         raise SpeedUpError(f"the model is as it was: shrinking the pruned groups outside normalisations alone "
                            f"does not reproduce the masked model ({exc.__cause__ or exc})") from exc
-    finally:
-        del trial
 
 
 def _holders(model: nn.Module) -> dict[int, list[tuple[nn.Module, str]]]:
