@@ -506,7 +506,7 @@ def convolution(node, ctx):
         transposed, groups = node.args[6], node.args[8]
     else:
         transposed = name.startswith("conv_transpose")
-        groups = node.args[6] if (not transposed and len(node.args) > 6) else (node.args[6] if transposed and len(node.args) > 6 else 1)
+        groups = node.args[6] if len(node.args) > 6 else node.kwargs.get("groups", 1)
     w_shape = ctx.shape(weight)
     rank = out_rank(node)
     channel_dim = 1 if rank == len(w_shape) else 0  # unbatched input has no batch dim
@@ -517,34 +517,34 @@ def convolution(node, ctx):
     if ctx.tensor_name(weight) is None:
         ctx.state.block(in_labels, f"{node.target} with a computed weight (module {module!r})")
         return free(rank)
-    if transposed:
-        c_out = w_shape[1] * groups
-        if groups != 1:
-            ctx.state.block(in_labels, f"grouped transposed convolution (module {module!r})")
-            return free(rank)
+    # weight [out, in / groups, ...], or transposed [in, out / groups, ...]
+    in_dim, out_dim = (0, 1) if transposed else (1, 0)
+    c_out = w_shape[1] * groups if transposed else w_shape[0]
+    if groups == 1:
         out = uf.fresh(c_out, module)
-        _record(ctx, weight, 0, in_labels, consumes=True)
-        _record(ctx, weight, 1, out)
-    else:
-        c_out = w_shape[0]
-        if groups == 1:
-            out = uf.fresh(c_out, module)
-            _record(ctx, weight, 1, in_labels, consumes=True)
-        elif groups == c_in:  # depthwise (with channel multiplier m): output o reads input o // m
-            # an output can only go with its input channel (groups must stay equal), so outputs of
-            # unprunable inputs (e.g. the model's own input) carry no label
-            out = in_labels.repeat_interleave(c_out // c_in)
-        else:  # grouped: index j of every group goes together, keeping groups equal
-            per_in, per_out = c_in // groups, c_out // groups
-            grouped_in = in_labels.reshape(groups, per_in)
-            for k in range(1, groups):
-                uf.union_tensors(grouped_in[0], grouped_in[k])
-            mixed = (grouped_in < 0).any(0) & (grouped_in >= 0).any(0)
-            if mixed.any():
-                ctx.state.block(grouped_in[:, mixed])
+        _record(ctx, weight, in_dim, in_labels, consumes=True)
+        _record(ctx, weight, out_dim, out)
+    elif groups == c_in:  # depthwise (with channel multiplier m): output o reads input o // m
+        # an output can only go with its input channel (groups must stay equal), so outputs of
+        # unprunable inputs (e.g. the model's own input) carry no label
+        out = in_labels.repeat_interleave(c_out // c_in)
+        _record(ctx, weight, 0, in_labels if transposed else out)
+    else:  # grouped: index j of every group goes together, keeping groups equal
+        per_in, per_out = c_in // groups, c_out // groups
+        grouped_in = in_labels.reshape(groups, per_in)
+        for k in range(1, groups):
+            uf.union_tensors(grouped_in[0], grouped_in[k])
+        mixed = (grouped_in < 0).any(0) & (grouped_in >= 0).any(0)
+        if mixed.any():
+            ctx.state.block(grouped_in[:, mixed])
+        per_group = uf.fresh(per_out, module)
+        out = per_group.repeat(groups)
+        if transposed:  # rows are every input channel; columns the outputs within a group
+            _record(ctx, weight, 0, grouped_in.max(0).values.repeat(groups), consumes=True)
+            _record(ctx, weight, 1, per_group)
+        else:
             _record(ctx, weight, 1, grouped_in.max(0).values, consumes=True)
-            out = uf.fresh(per_out, module).repeat(groups)
-        _record(ctx, weight, 0, out)
+            _record(ctx, weight, 0, out)
     if isinstance(bias, fx.Node):
         _record(ctx, bias, 0, out)
     return with_channels(rank, channel_dim, out)

@@ -239,6 +239,8 @@ def update_attributes(module: nn.Module, old: dict) -> None:
             module.out_channels = w.shape[0]
             module.in_channels = w.shape[1] * module.groups
     elif isinstance(module, _TRANSPOSED):
+        if old["groups"] == old["in_channels"] and old["groups"] > 1:  # depthwise: groups follow the inputs
+            module.groups = w.shape[0]
         module.in_channels = w.shape[0]
         module.out_channels = w.shape[1] * module.groups
     elif isinstance(module, nn.Linear):

@@ -200,19 +200,24 @@ class GroupLayer(TargetLayer):
 
 
 def _layer_columns(model: nn.Module, groups: list) -> list[LayerColumn]:
-    """The positions of the graph's columns that belong to `groups`, with the unit of each."""
+    """The positions of the graph's columns that belong to `groups`, with the unit of each. A
+    tensor used twice (a module called twice) has a column per use; each position is kept once,
+    so that it is counted and scored once."""
     columns = groups[0].columns
     top = max((int(c.labels.max()) for c in columns if c.labels.numel()), default=-1) + 1
     unit_of = torch.full((max(top, 1),), -1, dtype=torch.long)
     labels = torch.tensor([g.label for g in groups], dtype=torch.long)
     unit_of[labels[labels < top]] = torch.arange(len(groups))[labels < top]
     owners: dict[str, tuple[nn.Module, str]] = {}
+    seen: dict[tuple[str, int], torch.Tensor] = {}  # positions already owned, per (tensor, dim)
     out = []
     for c in columns:
         units = torch.where(c.labels >= 0, unit_of[c.labels.clamp_min(0)], -1)
-        idx = (units >= 0).nonzero().reshape(-1)
+        taken = seen.setdefault((c.tensor, c.dim), torch.zeros(len(units), dtype=torch.bool))
+        idx = ((units >= 0) & ~taken).nonzero().reshape(-1)
         if not idx.numel():
             continue
+        taken[idx] = True
         if c.tensor not in owners:
             path, _, attr = c.tensor.rpartition(".")
             owners[c.tensor] = (model.get_submodule(path), attr)

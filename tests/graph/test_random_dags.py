@@ -1,5 +1,6 @@
-"""Property test: random DAGs of conv/bn/relu/add/concat/split/depthwise/flatten/linear and tensors
-filled to an activation's size, random unit removals, masked model == physically shrunk model."""
+"""Property test: random DAGs of conv/bn/relu/add/concat/split/depthwise/flatten/linear, grouped and
+transposed convs, a layer applied again to another input, and tensors filled to an activation's
+size; random unit removals, masked model == physically shrunk model."""
 import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
@@ -7,7 +8,7 @@ from torch import nn
 
 import pruner_iface as pi
 
-OPS = ("conv", "conv", "add", "cat", "split", "dw", "fill")
+OPS = ("conv", "conv", "add", "cat", "split", "dw", "fill", "gconv", "tconv", "again")
 
 
 class RandomNet(nn.Module):
@@ -25,6 +26,20 @@ class RandomNet(nn.Module):
                                                  nn.BatchNorm2d(width), nn.ReLU()))
                 self.program.append(("mod", len(self.layers) - 1, src))
                 channels.append(width)
+            elif op in ("gconv", "tconv"):  # two groups where both widths allow it
+                c = channels[src]
+                groups = 2 if c % 2 == 0 and width % 2 == 0 else 1
+                kind = nn.Conv2d if op == "gconv" else nn.ConvTranspose2d
+                self.layers.append(nn.Sequential(kind(c, width, 3, padding=1, groups=groups, bias=flag), nn.ReLU()))
+                self.program.append(("mod", len(self.layers) - 1, src))
+                channels.append(width)
+            elif op == "again":  # an existing layer called once more, on any input of its width
+                fits = [(i, j) for i, layer in enumerate(self.layers) for j, c in enumerate(channels)
+                        if layer[0].in_channels == c]
+                if fits:
+                    i, j = fits[b % len(fits)]
+                    self.program.append(("mod", i, j))
+                    channels.append(self.layers[i][0].out_channels)
             elif op == "dw":
                 c = channels[src]
                 self.layers.append(nn.Sequential(nn.Conv2d(c, c, 3, padding=1, groups=c), nn.ReLU()))

@@ -1,5 +1,7 @@
 """The graph-aware channel target on a zoo of CNN layouts: masked == shrunk, FLOPs as asked,
 save_pruned/load_pruned rebuild the shrunk model from a fresh original."""
+import warnings
+
 import pytest
 import torch
 from conftest import same_state, state
@@ -7,6 +9,7 @@ from torch import nn
 from zoo import ZOO, build
 
 import pruner_iface as pi
+from pruner_iface.masks import get_mask
 
 
 def _prune(name, flops, metric):
@@ -110,6 +113,40 @@ def test_transposed_convolutions_are_producers_by_default():
     assert torch.allclose(model(*x), masked, atol=1e-4) and model.up.out_channels < 16
 
 
+class TransposedStack(nn.Module):
+    """conv -> transposed conv with `groups` (and channel multiplier `m` when depthwise) -> conv."""
+
+    def __init__(self, dims, c, groups, m=1):
+        super().__init__()
+        conv, up = getattr(nn, f"Conv{dims}d"), getattr(nn, f"ConvTranspose{dims}d")
+        c_out = c * m if groups == c else 2 * c
+        self.a = conv(3, c, 3, padding=1)
+        self.up = up(c, c_out, 3, stride=2, padding=1, output_padding=1, groups=groups, bias=True)
+        self.b = conv(c_out, 2, 1)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.up(torch.relu(self.a(x)))))
+
+
+@pytest.mark.parametrize("dims,groups,m", [(2, 4, 1), (2, 8, 1), (2, 8, 2), (1, 2, 1), (3, 8, 1)])
+def test_grouped_and_depthwise_transposed_convolutions_shrink_as_masked(dims, groups, m):
+    torch.manual_seed(0)
+    model, x = TransposedStack(dims, 8, groups, m).eval(), (torch.randn(2, 3, *(6,) * dims),)
+    pruner = pi.Pruner(model, x, target="channel", metric="l1", objective={"name": "sparsity", "target": 0.5})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is blocked
+        pruner.run()
+    with torch.no_grad():
+        masked = model(*x)
+    pruner.speed_up()
+    with torch.no_grad():
+        assert torch.allclose(model(*x), masked, atol=1e-5)
+    up = model.up
+    assert up.in_channels < 8 and up.weight.shape[0] == up.in_channels
+    assert up.out_channels == up.weight.shape[1] * up.groups == model.b.in_channels
+    assert up.groups == (up.in_channels if groups == 8 else groups)
+
+
 def test_report_notes_name_the_tracer_warnings_and_approximate_groups():
     model, x = build("convnext")
     report = pi.Pruner(model, x, target="channel", metric="l1", objective={"name": "flops", "target": 0.5}).run()
@@ -198,3 +235,53 @@ def test_column_masks_removals_and_pruned_state_match_each_groups_members(name):
     for (module, attr), keep in layer.masks(pruned).items():
         set_mask(module, attr, keep)
     assert torch.equal(layer.current_pruned(), pruned)
+
+
+class SharedHead(nn.Module):
+    """One head conv applied to two feature maps (a detector's shared head): its weight has one
+    column per use in the graph."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 16, 3, stride=2, padding=1)
+        self.head = nn.Conv2d(16, 4, 3, padding=1)
+
+    def forward(self, x):
+        a = torch.relu(self.a(x))
+        b = torch.relu(self.b(a))
+        return self.head(a), self.head(b)
+
+
+def test_a_module_called_twice_counts_its_pruned_columns_once():
+    torch.manual_seed(0)
+    model, x = SharedHead().eval(), (torch.randn(2, 3, 16, 16),)
+    dense = pi.count_flops(model, x)
+    pruner = pi.Pruner(model, x, target="channel", metric="l1", objective={"name": "flops", "target": 0.5})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the estimate must agree with the measurement: no miss warning
+        report = pruner.run()
+    step = report.steps[-1]
+    assert step.objective_measured == pytest.approx(step.objective_value, abs=1e-9)
+    assert pi.count_flops(model, x) <= 0.5 * dense * 1.001
+    removals = [r for layer in pruner.layers for r in layer.removals(layer.current_pruned()) if r.param_name == "weight"]
+    head = [r for r in removals if r.module is model.head]
+    masked_columns = int((~get_mask(model.head, "weight").any(0).any(-1).any(-1)).sum())
+    assert len(head) == 1 and head[0].removed == masked_columns > 0
+    with torch.no_grad():
+        masked = model(*x)
+    pruner.speed_up()
+    with torch.no_grad():
+        assert all(torch.allclose(m, s, atol=1e-5) for m, s in zip(masked, model(*x)))
+    assert pi.count_flops(model, x) == pytest.approx(step.objective_measured * dense, rel=1e-6)
+
+
+def test_an_estimate_the_masked_model_does_not_meet_is_reported(monkeypatch):
+    from pruner_iface.objectives.flops import Flops
+
+    true_estimate = Flops.estimate
+    monkeypatch.setattr(Flops, "estimate", lambda self, layers, pruned: true_estimate(self, layers, pruned) - 0.2)
+    model, x = build("resnet18")
+    pruner = pi.Pruner(model, x, target="channel", metric="l1", objective={"name": "flops", "target": 0.6})
+    with pytest.warns(UserWarning, match="estimated .* but the masked model measures"):
+        report = pruner.run()
+    assert report.steps[-1].objective_measured > 0.6 * 1.02
