@@ -117,7 +117,53 @@ def matmul(node, ctx):
     rank = out_rank(node)
     if rank < 2 or len(ctx.shape(a)) < 2 or len(ctx.shape(b)) < 2:
         return _opaque(node, ctx)
+    single = _single_product(node, ctx, a, b, rank)
+    if single is not None:
+        return single
     return join_heads(ctx, node, [a, b], rank, [_spans(ctx, a, rank - 2), _spans(ctx, b, rank - 2)])
+
+
+def _matrix_labels(labels: torch.Tensor) -> tuple[int | None, torch.Tensor | None] | None:
+    """(-2 or -1, labels) for an operand whose labels vary along one of its two matrix dims only,
+    (None, None) for one without labels, None for anything else (labels along batch dims or both)."""
+    if not bool((labels >= 0).any()):
+        return None, None
+    varying = [d for d in range(labels.dim()) if labels.shape[d] > 1]
+    if len(varying) != 1 or varying[0] < labels.dim() - 2:
+        return None
+    dim = varying[0] - labels.dim()
+    return dim, labels.reshape(-1)
+
+
+def _single_product(node, ctx, a, b, rank: int) -> torch.Tensor | None:
+    """A @ B without heads (a non-local block's scores and values, a 2-D product): channel k of
+    A's last dim meets row k of B, so the two join index by index, and the product keeps A's row
+    labels and B's column labels. Exact for any such product; a scale computed from the width at
+    run time (q.shape[-1] ** -0.5) is caught by speed_up's output check. None where the labels
+    do not have this form (heads along batch dims, both matrix dims labelled): see join_heads."""
+    found = [_matrix_labels(ctx.labels(a)), _matrix_labels(ctx.labels(b))]
+    if None in found:
+        return None
+    (a_dim, a_labels), (b_dim, b_labels) = found
+    if a_dim == -2 and b_dim == -1:
+        return None  # every element would carry a row and a column channel
+    state, what = ctx.state, f"{node.target} in module {ctx.module(node)!r}"
+    inner = ([a_labels] if a_dim == -1 else []) + ([b_labels] if b_dim == -2 else [])  # along the summed dim
+    if len(inner) == 2:
+        state.uf.union_tensors(inner[0], inner[1])
+        mixed = (inner[0] >= 0) != (inner[1] >= 0)
+        if bool(mixed.any()):
+            state.block(torch.cat([inner[0][mixed], inner[1][mixed]]), f"{what} multiplies channels with "
+                        f"positions that have no prunable channels; those channels are not pruned")
+    elif inner:  # the other operand cannot lose the matching rows or columns
+        state.block(inner[0], f"{what} multiplies channels with a tensor without prunable channels; "
+                              f"those channels are not pruned")
+    out = free(rank)
+    if a_dim == -2:
+        out = a_labels.reshape((1,) * (rank - 2) + (-1, 1))
+    elif b_dim == -1:
+        out = b_labels.reshape((1,) * (rank - 1) + (-1,))
+    return out
 
 
 def _opaque(node, ctx):

@@ -100,7 +100,8 @@ def shrink_groups(model: nn.Module, groups: list, example_inputs: Any,
             setattr(model.config, key, value)
         raise SpeedUpError(
             f"speed_up was undone, the model is as it was: {type(exc).__name__}: {exc}. If the model's code "
-            f"hard-codes a channel count, exclude the modules around it"
+            f"hard-codes a channel count, or computes a value from one at run time (an attention scale "
+            f"q.shape[-1] ** -0.5), exclude the modules around it"
         ) from exc
     if approximate and difference > 1e-4:
         warnings.warn(f"pruner_iface: pruned channels were normalised together with kept ones (LayerNorm/RMSNorm); "
