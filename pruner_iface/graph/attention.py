@@ -14,6 +14,7 @@ from torch import fx
 
 from .labels import free
 from .rules import linear_like, out_rank, rule, transposed_parameter
+from .trace import module_path
 
 
 def _batch_rows(labels: torch.Tensor, batch: tuple[int, ...]) -> torch.Tensor:
@@ -68,7 +69,7 @@ def join_heads(ctx, node: fx.Node, operands: list, rank: int, spans: list[bool])
         labels_of_head[h] = int(found[0])
     joined = labels_of_head[torch.tensor([heads.index(k) for k in keys])]
     if len(heads) > 1:  # remember the heads of this attention
-        state.heads.setdefault(ctx.module(node), []).append((labels_of_head, groups))
+        state.heads.setdefault(module_path(node), []).append((labels_of_head, groups))  # "": the model itself
     return state.uf.canonical(joined).reshape(*batch, 1, 1)
 
 
@@ -117,7 +118,7 @@ def matmul(node, ctx):
     rank = out_rank(node)
     if rank < 2 or len(ctx.shape(a)) < 2 or len(ctx.shape(b)) < 2:
         return _opaque(node, ctx)
-    single = _single_product(node, ctx, a, b, rank)
+    single = single_product(node, ctx, ctx.labels(a), ctx.labels(b), rank)
     if single is not None:
         return single
     return join_heads(ctx, node, [a, b], rank, [_spans(ctx, a, rank - 2), _spans(ctx, b, rank - 2)])
@@ -135,13 +136,13 @@ def _matrix_labels(labels: torch.Tensor) -> tuple[int | None, torch.Tensor | Non
     return dim, labels.reshape(-1)
 
 
-def _single_product(node, ctx, a, b, rank: int) -> torch.Tensor | None:
+def single_product(node, ctx, a: torch.Tensor, b: torch.Tensor, rank: int) -> torch.Tensor | None:
     """A @ B without heads (a non-local block's scores and values, a 2-D product): channel k of
     A's last dim meets row k of B, so the two join index by index, and the product keeps A's row
     labels and B's column labels. Exact for any such product; a scale computed from the width at
     run time (q.shape[-1] ** -0.5) is caught by speed_up's output check. None where the labels
     do not have this form (heads along batch dims, both matrix dims labelled): see join_heads."""
-    found = [_matrix_labels(ctx.labels(a)), _matrix_labels(ctx.labels(b))]
+    found = [_matrix_labels(a), _matrix_labels(b)]
     if None in found:
         return None
     (a_dim, a_labels), (b_dim, b_labels) = found

@@ -20,7 +20,7 @@ from torch import nn
 
 from .mha import HeadPrunedMultiheadAttention, switch_to_head_pruned
 
-QUERY_HEADS = ("num_heads", "num_attention_heads", "n_heads", "n_head")
+QUERY_HEADS = ("num_heads", "num_attention_heads", "n_heads", "n_head", "heads")
 KV_HEADS = ("num_key_value_heads", "num_kv_heads", "n_kv_heads")
 WIDTHS = ("all_head_size", "inner_dim", "split_size")
 CONFIG_WIDTHS = {"intermediate": ("intermediate_size", "n_inner", "d_ff", "ffn_dim", "encoder_ffn_dim"),
