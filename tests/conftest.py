@@ -81,3 +81,20 @@ def calibrate_and_prune(model, x, ratio, training, target="channel"):
                        training=training)
     pruner.run(data=[x[: len(x) // 2], x[len(x) // 2:]], loss_fn=forward_loss)
     return pruner
+
+
+def shrinks_as_masked(model, x, atol=1e-5, **pruner_args):
+    """Prune `model` on inputs `x` with `pruner_args`, speed it up, and check the shrunk model
+    computes what the masked one did (outputs a tensor or a tuple of tensors); returns the pruner."""
+    import pruner_iface as pi
+
+    pruner = pi.Pruner(model, x, **pruner_args)
+    pruner.run()
+    with torch.no_grad():
+        masked = model(*x)
+    pruner.speed_up()
+    with torch.no_grad():
+        shrunk = model(*x)
+    pairs = zip(masked, shrunk) if isinstance(masked, tuple) else [(masked, shrunk)]
+    assert all(torch.allclose(s, m, atol=atol) for m, s in pairs)
+    return pruner

@@ -2,9 +2,9 @@
 pairs along summed letters; anything else keeps its channels with a warning."""
 import pytest
 import torch
+from conftest import shrinks_as_masked
 from torch import nn
 
-import pruner_iface as pi
 from pruner_iface.graph import build_dependency_graph
 from pruner_iface.graph.einsum import parse
 
@@ -49,14 +49,8 @@ class EinsumAttention(nn.Module):
 def test_einsum_attention_shrinks_as_masked(mode, seed):
     torch.manual_seed(seed)
     model, x = EinsumAttention(mode=mode).eval(), (torch.randn(2, 3, 5, 5),)
-    pruner = pi.Pruner(model, x, target="channel", metric={"name": "random", "seed": seed},
-                       objective={"name": "sparsity", "target": 0.5})
-    pruner.run()
-    with torch.no_grad():
-        masked = model(*x)
-    pruner.speed_up()
-    with torch.no_grad():
-        assert torch.allclose(model(*x), masked, atol=1e-5)
+    shrinks_as_masked(model, x, target="channel", metric={"name": "random", "seed": seed},
+                      objective={"name": "sparsity", "target": 0.5})
     assert model.qkv.out_channels < 48
     if mode == "heads":
         assert model.heads == model.qkv.out_channels // 12 < 4
@@ -64,10 +58,8 @@ def test_einsum_attention_shrinks_as_masked(mode, seed):
 
 def test_heads_written_with_einsum_are_head_target_units():
     model, x = EinsumAttention().eval(), (torch.randn(2, 3, 5, 5),)
-    pruner = pi.Pruner(model, x, target="head", metric="l1", objective={"name": "sparsity", "target": 0.5})
+    pruner = shrinks_as_masked(model, x, target="head", metric="l1", objective={"name": "sparsity", "target": 0.5})
     assert [layer.num_units for layer in pruner.layers] == [4]
-    pruner.run()
-    pruner.speed_up()
     assert model.heads == 2 and model.qkv.out_channels == 24
 
 

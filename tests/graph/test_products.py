@@ -3,6 +3,7 @@ product): channel k of the left operand's last dim goes with row k of the right 
 product keeps the left's row and the right's column channels."""
 import pytest
 import torch
+from conftest import shrinks_as_masked
 from torch import nn
 
 import pruner_iface as pi
@@ -45,14 +46,8 @@ def test_scores_pair_query_and_key_channels_and_values_pass_their_own():
 def test_non_local_block_shrinks_as_masked(seed):
     torch.manual_seed(seed)
     model, x = NonLocal().eval(), (torch.randn(2, 3, 6, 6),)
-    pruner = pi.Pruner(model, x, target="channel", metric={"name": "random", "seed": seed},
-                       objective={"name": "sparsity", "target": 0.5})
-    pruner.run()
-    with torch.no_grad():
-        masked = model(*x)
-    pruner.speed_up()
-    with torch.no_grad():
-        assert torch.allclose(model(*x), masked, atol=1e-5)
+    shrinks_as_masked(model, x, target="channel", metric={"name": "random", "seed": seed},
+                      objective={"name": "sparsity", "target": 0.5})
     assert model.theta.out_channels == model.phi.out_channels < 8 and model.g.out_channels < 8
     assert model.out.in_channels == model.g.out_channels
 
@@ -86,11 +81,5 @@ class Gram(nn.Module):
 def test_two_dimensional_products_pair_features_and_keep_a_gram_whole():
     model, x = Gram().eval(), (torch.randn(3, 4),)
     assert ("a", "b") in producers(model, x) and ("c",) not in producers(model, x)
-    pruner = pi.Pruner(model, x, target="channel", metric="l1", objective={"name": "sparsity", "target": 0.5})
-    pruner.run()
-    with torch.no_grad():
-        masked = model(*x)
-    pruner.speed_up()
-    with torch.no_grad():
-        assert torch.allclose(model(*x), masked, atol=1e-5)
+    shrinks_as_masked(model, x, target="channel", metric="l1", objective={"name": "sparsity", "target": 0.5})
     assert model.a.out_features == model.b.out_features == 3
