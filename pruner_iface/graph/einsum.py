@@ -66,7 +66,10 @@ def einsum(node, ctx):
     if parsed is None or len(operands) != 2:
         return ctx.unknown(node, f"{what} with {len(operands)} operand(s) is not understood")
     letters, out = parsed
-    sizes = {c: n for term, op in zip(letters, operands) for c, n in zip(term, ctx.shape(op))}
+    sizes: dict[str, int] = {}  # a letter of size 1 in one operand broadcasts against the other
+    for term, op in zip(letters, operands):
+        for c, n in zip(term, ctx.shape(op)):
+            sizes[c] = max(sizes.get(c, 1), n)
     a, b = letters
     batch = [c for c in out if c in a and c in b]
     rows, columns = [c for c in out if c in a and c not in b], [c for c in out if c in b and c not in a]

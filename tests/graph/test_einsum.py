@@ -76,3 +76,20 @@ def test_einsum_of_three_operands_keeps_its_channels_with_a_warning():
     with pytest.warns(UserWarning, match="einsum 'nc,nc,nc->nc' .* not understood"):
         graph = build_dependency_graph(ThreeWay().eval(), (torch.randn(3, 4),))
     assert not any({"a", "b", "c"} & set(group.producers) for group in graph.groups)
+
+
+class Broadcast(nn.Module):
+    """einsum over features with the left operand's batch of one broadcast against the right's."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 6), nn.Linear(4, 6)
+
+    def forward(self, x, y):
+        return torch.einsum("bnc,bmc->bnm", self.b(y), self.a(x)).sum((1, 2))
+
+
+def test_einsum_broadcasting_a_batch_of_one_pairs_the_features():
+    model, x = Broadcast().eval(), (torch.randn(1, 5, 4), torch.randn(2, 3, 4))
+    shrinks_as_masked(model, x, target="channel", metric="l1", objective={"name": "sparsity", "target": 0.5})
+    assert model.a.out_features == model.b.out_features == 3
