@@ -41,11 +41,10 @@ class Wanda(ActivationMetric):
 
     def collect(self, model, layers, data, loss_fn) -> None:
         modules = {}
-        for layer in layers:
-            for member in layer.members():
-                if member.weight.dim() >= 2:
-                    self._check_supported(member)
-                    modules[member.module] = member
+        for member in layers:  # the pruner passes the member tensors an element metric scores
+            if member.weight.dim() >= 2:
+                self._check_supported(member)
+                modules[member.module] = member
         squares: dict[nn.Module, torch.Tensor] = {}
 
         def hook(module, inputs):

@@ -2,7 +2,7 @@
 bn_scale, apoz and mean_activation."""
 import pytest
 import torch
-from conftest import ce_loss
+from conftest import SmallCNN, ce_loss
 from hypothesis import given, settings, strategies as st
 from torch import nn
 
@@ -237,3 +237,19 @@ def test_random_scores_of_already_pruned_channels_stay_first_over_several_steps(
                        scheduler={"name": "agp", "end": 3}, objective={"name": "flops", "target": 0.5})
     report = pruner.run()
     assert report.steps[-1].objective_value <= 0.5 + 1e-9
+
+
+@pytest.mark.parametrize("name", pi.METRICS.names())
+def test_every_registered_metric_prunes_coupled_channels_and_shrinks(name, cnn_inputs, cnn_batches):
+    """The channel target hands metrics member tensors, not layers; each metric must score them."""
+    model = SmallCNN().eval()
+    include = ["conv1"] if name == "bn_scale" else None  # the only producer followed by a BatchNorm
+    pruner = pi.Pruner(model, cnn_inputs, target="channel", metric=name, include=include,
+                       objective={"name": "sparsity", "target": 0.5})
+    pruner.run(data=cnn_batches, loss_fn=ce_loss)
+    with torch.no_grad():
+        masked = model(cnn_inputs[0])
+    pruner.speed_up()
+    assert pruner.report.steps[-1].objective_value == pytest.approx(0.5, abs=0.05)
+    with torch.no_grad():
+        assert torch.allclose(model(cnn_inputs[0]), masked, atol=1e-5)
