@@ -60,7 +60,7 @@ def score_units(layers: list[TargetLayer], metric: Metric) -> tuple[list[torch.T
                     f"{member.name!r} whose {member.param_name} is {tuple(member.weight.shape)}"
                 )
             member_scores.append(elem.float())
-        units = layer.unit_scores_from(member_scores, metric.reduce).float()
+        units = layer.unit_scores_from(member_scores, metric.reduce, normalize=not metric.additive).float()
         if torch.isnan(units).any():
             raise PrunerError(
                 f"metric {metric.registered_name!r} gave NaN scores for {layer.name!r} "

@@ -27,6 +27,9 @@ class Metric(ABC):
     reduce: str = "sum"
 
     requires_data = False
+    # element scores estimate a loss change: a unit's score is their plain sum, comparable across
+    # layers and unit kinds (heads vs neurons); otherwise each member tensor is normalised first
+    additive: ClassVar[bool] = False
     state_keys: ClassVar[tuple[str, ...]] = ()  # run-time state a saved run keeps (see checkpoint.py)
 
     def __post_init__(self) -> None:

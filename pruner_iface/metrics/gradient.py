@@ -67,6 +67,7 @@ class Taylor(GradientStatistic):
     power=2 is NNI's TaylorFO ((w·g)² accumulated per unit)."""
 
     power: int = 1
+    additive = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -82,6 +83,7 @@ class Snip(GradientStatistic):
     """|w·g| on the first `batches` batches (default 1), as in SNIP."""
 
     batches: Optional[int] = 1
+    additive = True
 
 
 @register_metric("snip_momentum")
@@ -94,6 +96,7 @@ class SnipMomentum(GradientStatistic):
     """
 
     momentum: float = 0.9
+    additive = True
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -12,6 +12,7 @@ from .gradient import GradientStatistic
 @register_metric("hessian")
 @dataclass
 class Hessian(GradientStatistic):
+    additive = True
 
     def statistic(self, weight, grad):
         return 0.5 * weight.square() * grad.square()

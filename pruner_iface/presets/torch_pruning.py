@@ -1,6 +1,9 @@
 """Presets in Torch-Pruning's style (Fang et al., "DepGraph: Towards Any Structural Pruning",
 CVPR 2023; torch-pruning 1.6): coupled channel groups found by the dependency graph, scored as a
-group (every member's slices, each tensor normalised by its mean), `pruning_ratio` a fraction of
+group (every member's slices; for l1 each tensor normalised by its mean, for taylor and hessian the
+plain sum, which ranks a layer's channels as Torch-Pruning does; with `global_pruning` Torch-Pruning
+also divides each layer's scores by their mean, which ours leaves out for these loss-change
+estimates so that they compare across layers), `pruning_ratio` a fraction of
 each layer's channels (`global_pruning` ranks all groups together), `iterative_steps` rounds of
 (i/N)·ratio. Importances: group_l1 Σ|w|, group_taylor |w·g|, group_hessian ½w²E[g²] (OBD), lamp
 w² / Σ_{v ≥ u} w_v² ranked globally (Lee et al., ICLR 2021).

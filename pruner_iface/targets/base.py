@@ -112,8 +112,9 @@ class TargetLayer(ABC):
         """What metrics score: objects with ``.name``, ``.param_name`` and ``.weight``."""
 
     @abstractmethod
-    def unit_scores_from(self, member_scores: list[torch.Tensor], reduce: str) -> torch.Tensor:
-        """One score per unit from the element scores of every member (see :meth:`members`)."""
+    def unit_scores_from(self, member_scores: list[torch.Tensor], reduce: str, normalize: bool = True) -> torch.Tensor:
+        """One score per unit from the element scores of every member (see :meth:`members`);
+        `normalize`: whether members may be rescaled against each other first."""
 
     @abstractmethod
     def unit_sums(self, member_values: list[torch.Tensor]) -> torch.Tensor:
@@ -172,7 +173,7 @@ class TensorLayer(TargetLayer):
     def members(self) -> list["TensorLayer"]:
         return [self]
 
-    def unit_scores_from(self, member_scores, reduce):
+    def unit_scores_from(self, member_scores, reduce, normalize=True):
         return self.unit_scores(member_scores[0], reduce)
 
     def unit_sums(self, member_values):

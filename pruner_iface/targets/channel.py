@@ -108,16 +108,18 @@ class GroupLayer(TargetLayer):
         return out
 
     # --- scores -----------------------------------------------------------------------------
-    def unit_scores_from(self, member_scores, reduce):
+    def unit_scores_from(self, member_scores, reduce, normalize=True):
         """Each member tensor's slice scores (reduced per unit), normalised by their mean over the
-        layer's units so that no tensor dominates, summed over member tensors."""
+        layer's units so that no tensor dominates, summed over member tensors. Without
+        `normalize` (metrics whose scores estimate a loss change) the raw sums are kept, so that
+        units of different layers and kinds stay comparable."""
         if reduce not in REDUCTIONS:
             raise ConfigError(f"reduce: {reduce!r} is not one of {', '.join(REDUCTIONS)}")
         total = torch.zeros(self.num_units)
         for per_unit, present in self._per_tensor(member_scores, reduce):
             values = per_unit[present]
             finite = values[torch.isfinite(values)]  # -inf marks units a metric puts first (random)
-            scale = finite.abs().mean() if finite.numel() else values.new_ones(())
+            scale = finite.abs().mean() if finite.numel() and normalize else values.new_ones(())
             total[present] += values / (scale if scale > 0 else 1.0)
         return total
 

@@ -8,6 +8,7 @@ from torch import nn
 
 import pruner_iface as pi
 from pruner_iface.errors import InputError
+from pruner_iface.loop import score_units
 
 
 def _grads(model, batches, module):
@@ -253,3 +254,47 @@ def test_every_registered_metric_prunes_coupled_channels_and_shrinks(name, cnn_i
     assert pruner.report.steps[-1].objective_value == pytest.approx(0.5, abs=0.05)
     with torch.no_grad():
         assert torch.allclose(model(cnn_inputs[0]), masked, atol=1e-5)
+
+
+class _TwoBranches(nn.Module):
+    """Two equal branches whose outputs add; branch `quiet` contributes 1000x less."""
+
+    def __init__(self):
+        super().__init__()
+        self.loud_in, self.loud_out = nn.Linear(4, 8), nn.Linear(8, 2)
+        self.quiet_in, self.quiet_out = nn.Linear(4, 8), nn.Linear(8, 2)
+        with torch.no_grad():
+            self.quiet_out.weight.mul_(1e-3)
+
+    def forward(self, x):
+        return self.loud_out(self.loud_in(x).relu()) + self.quiet_out(self.quiet_in(x).relu())
+
+
+def _squared_output(model, x):
+    return model(x).pow(2).sum()
+
+
+@pytest.mark.parametrize("name", ["taylor", "hessian", "snip"])
+def test_loss_change_metrics_compare_units_across_layers(name):
+    """Their scores estimate a loss change, so a global threshold prunes the branch that matters
+    least; normalising each layer's scores would spread the cut evenly over both."""
+    model = _TwoBranches()
+    x = torch.randn(64, 4)
+    pruner = pi.Pruner(model, (x[:2],), target="channel", metric=name, allocator="global",
+                       objective={"name": "sparsity", "target": 6 / 16})
+    pruner.run(data=[x[:32], x[32:]], loss_fn=_squared_output)
+    assert {layer.name: int(layer.current_pruned().sum()) for layer in pruner.layers} == {"loud_in": 0, "quiet_in": 6}
+
+
+def test_loss_change_scores_of_a_unit_are_the_plain_sum_over_its_slices():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = torch.randn(16, 3)
+    pruner = pi.Pruner(model, (x[:2],), target="channel", metric="taylor",
+                       objective={"name": "sparsity", "target": 0.5})
+    pruner.metric.collect(model, pruner._scored(), [x], _squared_output)
+    model.zero_grad()
+    _squared_output(model, x).backward()
+    taylor = [(p.detach() * p.grad).abs() for p in (model[0].weight, model[0].bias, model[2].weight)]
+    expected = taylor[0].sum(1) + taylor[1] + taylor[2].sum(0)
+    scores, _ = score_units(pruner.layers, pruner.metric)
+    assert torch.allclose(scores[0], expected, rtol=1e-5)
