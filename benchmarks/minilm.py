@@ -155,8 +155,8 @@ def main(argv=None):
         return
     row = run_one(dense, tokenizer, calibration, sentences, pairs, args, args.heads, args.mlp)
     RESULTS.mkdir(exist_ok=True)
-    record = {"benchmark": "minilm", "allocator": args.allocator or "fixed cuts per layer", "machine": machine_header("").splitlines()[1:], "date": time.strftime("%Y-%m-%d"),
-              "torch": torch.__version__, "metric": args.metric, "training": reconstruction(args), **row}
+    record = {"benchmark": "minilm", "allocator": args.allocator or "fixed cuts per layer",
+              "machine": machine_header("").splitlines()[1:], "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "metric": args.metric, "training": reconstruction(args), **row}
     path = RESULTS / ("minilm.json" if not args.allocator else f"minilm_{args.allocator}.json")
     if args.allocator:
         record["benchmark"] = f"minilm, {args.allocator} over heads and MLP neurons at {args.flops} FLOPs"
