@@ -136,6 +136,21 @@ def search(
     return result
 
 
+def _most_reachable(layers, unit_scores, allocator, objective, unreachable, last, tries=8):
+    """The candidate closest to an aim the estimate cannot reach: bisect between it and the last
+    candidate's estimate (reachable) for the lowest aim that still is. None if nothing below the
+    last candidate is."""
+    lo, hi, best = unreachable, last.value, None
+    for _ in range(tries):
+        mid = (lo + hi) / 2
+        try:
+            best = (mid, search(layers, unit_scores, allocator, objective, mid))
+            hi = mid
+        except ObjectiveNotReachedError:
+            lo = mid
+    return best if best is not None and best[1].value < last.value else None
+
+
 def meet(
     layers: list[TargetLayer],
     unit_scores: list[torch.Tensor],
@@ -150,7 +165,9 @@ def meet(
 
     The aim moves multiplicatively (``aim · target / measured``) until two measured candidates
     bracket the target, then by interpolating between the bracketing pair (regula falsi on
-    estimate → measurement, which is monotone up to noise). Of the candidates that meet the
+    estimate → measurement, which is monotone up to noise); an aim below what the estimate can
+    reach falls back to the most it can (an estimate that is too optimistic must not end the
+    search while more pruning is possible). Of the candidates that meet the
     target, the one closest to it wins. Raises ObjectiveNotReachedError with the closest measured
     value if none does within ``objective.checks`` measurements.
     """
@@ -190,7 +207,10 @@ def meet(
         try:
             result = search(layers, unit_scores, allocator, objective, aim)
         except ObjectiveNotReachedError:
-            break
+            floor = _most_reachable(layers, unit_scores, allocator, objective, aim, result)
+            if floor is None:
+                break
+            aim, result = floor
         tries += result.tries
     if best is None:
         name = objective.registered_name

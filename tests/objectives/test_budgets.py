@@ -168,3 +168,13 @@ def test_latency_objective_times_on_cuda_with_events():
     measured = [t for t in report.steps[-1].tries if t["kind"] == "measured"]
     assert measured and measured[-1]["detail"]["dense_ms"] > 0
     assert report.steps[-1].objective_value <= 0.7 * 1.3
+
+
+def test_meet_falls_back_to_the_most_reachable_candidate_when_its_aim_is_out_of_reach(cnn, cnn_inputs):
+    """The first measurement is far above the estimate, so the corrected aim falls below what the
+    estimate can reach; the search must then try the most it can prune rather than give up."""
+    layers, obj, scores = _latency_parts(cnn, cnn_inputs, tolerance=0.05)
+    check = Scaled(layers, obj, lambda e: 0.6 if e < 0.06 else 20.0)
+    result = loop.meet(layers, scores, pi.ALLOCATORS.build("global"), obj, 0.6, check)
+    assert result.value == 0.6
+    assert obj.estimate(layers, result.pruned) < 0.06
