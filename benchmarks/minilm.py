@@ -157,9 +157,9 @@ def main(argv=None):
     RESULTS.mkdir(exist_ok=True)
     record = {"benchmark": "minilm", "allocator": args.allocator or "fixed cuts per layer",
               "machine": machine_header("").splitlines()[1:], "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "metric": args.metric, "training": reconstruction(args), **row}
-    path = RESULTS / ("minilm.json" if not args.allocator else f"minilm_{args.allocator}.json")
+    path = RESULTS / ("minilm.json" if not args.allocator else f"minilm_{args.allocator}_{args.metric}.json")
     if args.allocator:
-        record["benchmark"] = f"minilm, {args.allocator} over heads and MLP neurons at {args.flops} FLOPs"
+        record["benchmark"] = f"minilm, {args.allocator} + {args.metric} over heads and MLP neurons at {args.flops} FLOPs"
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"written {path}")
 
