@@ -132,7 +132,7 @@ def main(argv):
         for row in rows:
             if row["budget"] == budget:
                 row["latency_ms"] = latency[row["method"]].median_ms
-                row["latency_ratio"] = latency[row["method"]].median_ms / latency["dense"].median_ms
+                row["latency_ratio"] = latency[row["method"]].ratio_to(latency["dense"])
         dense_row["latency_ms"] = latency["dense"].median_ms
     for row in rows:
         row["flops_ratio"] = row["flops"] / dense_row["flops"]

@@ -274,7 +274,7 @@ def run_one(dense, tokenizer, calibration, sentences, pairs, args, heads_cut, ml
     flops = pi.count_flops(model, timed) / pi.count_flops(dense, timed)
     params = pi.count_params(model) / pi.count_params(dense)
     lat = pi.compare_latency({"dense": dense, "pruned": model}, timed, rounds=4, runs=8, warmup=2, threads=2)
-    latency = lat["pruned"].median_ms / lat["dense"].median_ms
+    latency = lat["pruned"].ratio_to(lat["dense"])
 
     reload = reloads(model, dense, timed)
     dense_sentences = embed_all(dense, tokenizer, sentences, 64)

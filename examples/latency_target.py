@@ -133,7 +133,7 @@ def minilm(args) -> list[dict]:
 
 def measure(label, model, dense, timed, quality, seconds, pruner) -> dict:
     lat = pi.compare_latency({"dense": dense, "model": model}, timed, rounds=5, runs=10, warmup=2, threads=2)
-    return {"config": label, "latency": lat["model"].median_ms / lat["dense"].median_ms,
+    return {"config": label, "latency": lat["model"].ratio_to(lat["dense"]),
             "spread": (lat["model"].p10_ms, lat["model"].p90_ms), "ms": lat["model"].median_ms,
             "flops": pi.count_flops(model, timed) / pi.count_flops(dense, timed),
             "params": pi.count_params(model) / pi.count_params(dense), "quality": quality, "seconds": seconds,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import torch
@@ -23,14 +23,25 @@ class Latency:
     p90_ms: float
     runs: int
     threads: int
+    round_medians_ms: tuple[float, ...] = field(default=(), repr=False)
+
+    def ratio_to(self, reference: "Latency") -> float:
+        """This latency over `reference`'s, paired by round: the median over the rounds of
+        compare_latency of the two medians' ratio, so that drift between rounds cancels."""
+        if not self.round_medians_ms or len(self.round_medians_ms) != len(reference.round_medians_ms):
+            raise ValueError("ratio_to needs two results of the same compare_latency call "
+                             f"(rounds: {len(self.round_medians_ms)} and {len(reference.round_medians_ms)})")
+        return statistics.median(a / b for a, b in zip(self.round_medians_ms, reference.round_medians_ms))
 
     def __str__(self) -> str:
         return f"{self.median_ms:.3f} ms (p10 {self.p10_ms:.3f}, p90 {self.p90_ms:.3f}, n={self.runs}, {self.threads} threads)"
 
 
-def _summary(times: list[float]) -> Latency:
+def _summary(rounds: list[list[float]]) -> Latency:
+    times = [t for round_times in rounds for t in round_times]
     q = statistics.quantiles(times, n=10) if len(times) >= 2 else [times[0]] * 9
-    return Latency(statistics.median(times), q[0], q[-1], len(times), torch.get_num_threads())
+    return Latency(statistics.median(times), q[0], q[-1], len(times), torch.get_num_threads(),
+                   tuple(statistics.median(r) for r in rounds))
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -73,16 +84,17 @@ def compare_latency(
     threads: Optional[int] = None,
 ) -> dict[str, Latency]:
     """Latency of several models measured in interleaved rounds, so that drift of a shared
-    machine hits all of them alike; each result pools the runs of every round."""
+    machine hits all of them alike; each result pools the runs of every round and keeps each
+    round's median, for `Latency.ratio_to`."""
     args, kwargs = normalize_inputs(example_inputs)
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        times: dict[str, list[float]] = {name: [] for name in models}
+        times: dict[str, list[list[float]]] = {name: [] for name in models}
         for _ in range(rounds):
             for name, model in models.items():
-                times[name] += _timed_runs(model, args, kwargs, runs, warmup)
+                times[name].append(_timed_runs(model, args, kwargs, runs, warmup))
         return {name: _summary(t) for name, t in times.items()}
     finally:
         torch.set_num_threads(previous)

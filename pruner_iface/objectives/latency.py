@@ -3,7 +3,7 @@ model's (absolute: milliseconds).
 
 A candidate is measured on a physically shrunk copy (the target's speed_up), interleaved with a
 copy of the dense model taken at bind, so that drift of a shared machine hits both alike: the
-value is the ratio of the medians. On CPU with a fixed thread count; on CUDA with CUDA events.
+value is the median over rounds of each round's ratio of medians (`Latency.ratio_to`). On CPU with a fixed thread count; on CUDA with CUDA events.
 The search predicts latency from FLOPs (cost model: FLOPs savings); the loop then measures and
 corrects its aim until the measurement meets the budget within `tolerance`.
 """
@@ -92,4 +92,4 @@ class Latency(Objective):
         dense, ours = result["dense"], result["model"]
         self.last_detail = {"dense_ms": dense.median_ms, "dense_p10_ms": dense.p10_ms, "dense_p90_ms": dense.p90_ms,
                             "ms": ours.median_ms, "p10_ms": ours.p10_ms, "p90_ms": ours.p90_ms}
-        return ours.median_ms / dense.median_ms
+        return ours.ratio_to(dense)
