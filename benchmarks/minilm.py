@@ -27,7 +27,7 @@ import pruner_iface as pi
 
 from .common import machine_header
 from .results_io import write_results
-from .text_corpus import first_sentence, load
+from .text_corpus import first_sentence, load, sentences as all_sentences
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -70,18 +70,34 @@ def retrieval_top1(model, tokenizer, queries, documents) -> float:
     return float(((q @ d.T).argmax(1) == torch.arange(len(queries))).float().mean())
 
 
-def distill(model, dense, tokenizer, texts, seconds, lr=5e-4, batch_size=32, seed=0):
+def length_batches(lengths: list[int], batch_size: int, generator: torch.Generator) -> list[list[int]]:
+    """One epoch of batches of similar length (shuffled, sorted within windows of 50 batches,
+    batch order shuffled), so that little of each batch is padding."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    window = batch_size * 50
+    batches = []
+    for w in range(0, len(order), window):
+        chunk = sorted(order[w:w + window], key=lengths.__getitem__)
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk) - batch_size + 1, batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def distill(model, dense, tokenizer, texts, seconds, lr=5e-4, batch_size=32, seed=0, warmup_steps=10):
     """Fine-tune toward the dense model for at most `seconds`: 1 - cosine of the sentence
     embeddings plus the mean squared error of every layer's token states (the pruned model keeps
-    the hidden width, so each layer's output can be matched directly)."""
+    the hidden width, so each layer's output can be matched directly). Batches group sentences of
+    similar length; the learning rate warms up over `warmup_steps` and decays linearly to zero at
+    the time limit."""
     generator = torch.Generator().manual_seed(seed)
+    ids = tokenizer(texts, truncation=True, max_length=64)["input_ids"]
+    lengths = [len(i) for i in ids]
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
     start, steps, losses = time.perf_counter(), 0, []
     while time.perf_counter() - start < seconds:
-        order = torch.randperm(len(texts), generator=generator)
-        for i in range(0, len(order) - batch_size + 1, batch_size):
-            batch = encode(tokenizer, [texts[j] for j in order[i:i + batch_size]], 64)
+        for chosen in length_batches(lengths, batch_size, generator):
+            padded = tokenizer.pad({"input_ids": [ids[j] for j in chosen]}, return_tensors="pt")
+            batch = {"input_ids": padded["input_ids"], "attention_mask": padded["attention_mask"]}
             with torch.no_grad():
                 targets = dense(**batch, output_hidden_states=True).hidden_states
             hiddens = model(**batch, output_hidden_states=True).hidden_states
@@ -91,6 +107,9 @@ def distill(model, dense, tokenizer, texts, seconds, lr=5e-4, batch_size=32, see
             loss = (1 - (pooled * goal).sum(-1)).mean()
             for hidden, target in zip(hiddens[1:], targets[1:]):
                 loss = loss + (((hidden - target) ** 2) * mask).sum() / mask.sum() / hidden.shape[-1]
+            elapsed = time.perf_counter() - start
+            for group in optimizer.param_groups:
+                group["lr"] = lr * min(1.0, (steps + 1) / warmup_steps) * max(0.0, 1.0 - elapsed / seconds)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -129,14 +148,15 @@ def main(argv=None):
     sentences = [s for s, _ in evaluation]
     pairs = [(s, r) for s, r in evaluation if len(r) >= 20]
     calibration = [part for d in corpus.calibration for part in first_sentence(d) if part]
+    distil_texts = list(dict.fromkeys(s for d in corpus.calibration for s in all_sentences(d)))
     print(f"corpus: {len(corpus.calibration)} calibration and {len(corpus.evaluation)} evaluation documents; "
-          f"{len(pairs)} retrieval pairs")
+          f"{len(pairs)} retrieval pairs; {len(distil_texts)} distinct sentences of the calibration documents to distil on")
 
     tokenizer, dense = load_model()
     if args.budgets:
         budgets = [float(b) for b in args.budgets.split(",")]
         libraries = ["pruner_iface"] + (["Torch-Pruning"] if args.torch_pruning else [])
-        rows = [run_one(dense, tokenizer, calibration, sentences, pairs, args, 1 - b, 1 - b, budget=b, library=lib)
+        rows = [run_one(dense, tokenizer, calibration, distil_texts, sentences, pairs, args, 1 - b, 1 - b, budget=b, library=lib)
                 for b in budgets for lib in libraries]
         notes = [f"Heads and MLP neurons each cut by 1 - budget, sped up (pruner_iface: {args.metric}"
                  + "".join(f", with {name}" for name in reconstruction(args))
@@ -153,7 +173,7 @@ def main(argv=None):
                               "prune_seconds", "reloads_from_pretrained", "reloads_load_pruned"], rows, notes)
         print(path.read_text())
         return
-    row = run_one(dense, tokenizer, calibration, sentences, pairs, args, args.heads, args.mlp)
+    row = run_one(dense, tokenizer, calibration, distil_texts, sentences, pairs, args, args.heads, args.mlp)
     RESULTS.mkdir(exist_ok=True)
     record = {"benchmark": "minilm", "allocator": args.allocator or "fixed cuts per layer",
               "machine": machine_header("").splitlines()[1:], "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "metric": args.metric, "training": reconstruction(args), **row}
@@ -250,7 +270,7 @@ def reloads(model, dense, batch) -> dict[str, str]:
 PRUNERS = {"pruner_iface": prune_ours, "Torch-Pruning": prune_torch_pruning}
 
 
-def run_one(dense, tokenizer, calibration, sentences, pairs, args, heads_cut, mlp_cut, budget=None,
+def run_one(dense, tokenizer, calibration, distil_texts, sentences, pairs, args, heads_cut, mlp_cut, budget=None,
             library="pruner_iface") -> dict:
     """Prune a copy of `dense` (heads_cut of the heads, mlp_cut of the MLP neurons) with `library`,
     measure it, distil it and measure again."""
@@ -288,7 +308,7 @@ def run_one(dense, tokenizer, calibration, sentences, pairs, args, heads_cut, ml
            "dense_top1": retrieval_top1(dense, tokenizer, *zip(*pairs)),
            "cosine_before": fidelity(model, dense_sentences, tokenizer, sentences),
            "top1_before": retrieval_top1(model, tokenizer, *zip(*pairs))}
-    steps, seconds, loss = distill(model, dense, tokenizer, calibration, args.finetune_seconds, lr=args.lr)
+    steps, seconds, loss = distill(model, dense, tokenizer, distil_texts, args.finetune_seconds, lr=args.lr)
     row.update({"finetune_steps": steps, "finetune_seconds": round(seconds, 1), "finetune_last_loss": round(loss, 4),
                 "cosine_after": fidelity(model, dense_sentences, tokenizer, sentences),
                 "top1_after": retrieval_top1(model, tokenizer, *zip(*pairs))})

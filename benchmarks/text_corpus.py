@@ -94,6 +94,18 @@ def first_sentence(doc: str) -> tuple[str, str]:
     return paragraph[:cut].strip(), doc[cut:].strip()
 
 
+def sentences(doc: str, min_words: int = 3) -> list[str]:
+    """Every sentence of every paragraph of `doc` (cut as first_sentence cuts), whitespace
+    collapsed, keeping those of at least `min_words` words: more distinct training text from the
+    same documents than (first sentence, remainder), whose remainder is truncated."""
+    out = []
+    for paragraph in doc.split("\n\n"):
+        for part in _END.split(" ".join(paragraph.split())):
+            if len(part.split()) >= min_words:
+                out.append(part.strip())
+    return out
+
+
 if __name__ == "__main__":
     import json
 
