@@ -148,7 +148,34 @@ def zoo_correctness() -> list[dict]:
     return rows
 
 
-def latency(threads=2, batch=8, rounds=12, runs=3) -> list[dict]:
+ROUNDS = 12
+MEMORY_BOUND = ("aten::native_batch_norm", "aten::clamp_min_", "aten::clamp", "aten::hardtanh_", "aten::add",
+                "aten::add_", "aten::max_pool2d_with_indices")
+
+
+def op_times(model, x, runs=2) -> dict[str, float]:
+    """Self CPU time per aten op over `runs` forwards (torch.profiler), in ms per forward."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode():
+        model(*x)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(runs):
+                model(*x)
+    return {e.key: e.self_cpu_time_total / runs / 1000 for e in prof.key_averages()}
+
+
+def op_breakdown(dense, pruned, x) -> str:
+    """Pruned ÷ dense time of the convolutions and of the memory-bound ops, and the latter's share
+    of dense time: where latency ÷ FLOPs departs from 1."""
+    a, b = op_times(dense, x), op_times(pruned, x)
+    conv = "aten::mkldnn_convolution"
+    mem_a, mem_b = (sum(t.get(k, 0.0) for k in MEMORY_BOUND) for t in (a, b))
+    return (f"profile: convolutions {b.get(conv, 0.0) / a[conv]:.3f} of dense; batch norm, activations, add, "
+            f"max-pool {mem_b / mem_a:.3f} of dense ({mem_a / sum(a.values()):.0%} of dense op time)")
+
+
+def latency(threads=2, batch=8, rounds=ROUNDS, runs=3) -> list[dict]:
     block = onednn_channel_block()
     rows = []
     print(f"\n## latency after speed_up to 0.5 FLOPs: channel (round_to={block}, oneDNN's fp32 channel block on this "
@@ -173,6 +200,7 @@ def latency(threads=2, batch=8, rounds=12, runs=3) -> list[dict]:
             print(f"{name:12s} {allocator:8s} FLOPs ratio {flops:.3f} | latency {lat['dense'].median_ms:.1f} -> "
                   f"{lat['pruned'].median_ms:.1f} ms (p10-p90 {lat['pruned'].p10_ms:.1f}-{lat['pruned'].p90_ms:.1f}) | "
                   f"latency ratio {ratio:.3f} | latency/FLOPs {ratio / flops:.2f} (goal within 15%)")
+            print("    " + op_breakdown(dense, model, x))
             rows.append({"measure": f"latency at 0.5 FLOPs ({allocator})", "model": name, "FLOPs ratio": flops,
                          "latency ratio": ratio, "latency / FLOPs": ratio / flops,
                          "dense ms": lat["dense"].median_ms, "pruned ms": lat["pruned"].median_ms})
@@ -206,7 +234,7 @@ def main(argv=None):
         "Correct: outputs keep their shape and equal the dense model with the removed output channels zeroed "
         "(1e-3 of the output scale; 0.1 where a LayerNorm normalises over pruned channels).",
         f"Latency: channel target with round_to={onednn_channel_block()}, l1, speed_up, batch 8, 2 threads, "
-        "ratio = median over 12 interleaved rounds of the round's ratio of medians; goal: latency ratio within 15% of the FLOPs ratio."])
+        f"ratio = median over {ROUNDS} interleaved rounds of the round's ratio of medians; goal: latency ratio within 15% of the FLOPs ratio."])
     print(f"\nwrote {path}")
 
 

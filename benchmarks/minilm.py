@@ -86,8 +86,9 @@ def distill(model, dense, tokenizer, texts, seconds, lr=5e-4, batch_size=32, see
     """Fine-tune toward the dense model for at most `seconds`: 1 - cosine of the sentence
     embeddings plus the mean squared error of every layer's token states (the pruned model keeps
     the hidden width, so each layer's output can be matched directly). Batches group sentences of
-    similar length; dropout stays off; the dense model's states are computed once, within the time limit; the
-    learning rate warms up over `warmup_steps` and decays linearly to zero at the time limit."""
+    similar length; dropout stays off; the dense model's states are computed once, within the
+    time limit; the learning rate warms up over `warmup_steps` and decays linearly to zero at
+    the time limit."""
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     ids = tokenizer(texts, truncation=True, max_length=64)["input_ids"]
@@ -112,16 +113,16 @@ def distill(model, dense, tokenizer, texts, seconds, lr=5e-4, batch_size=32, see
         for chosen in length_batches(lengths, batch_size, generator):
             batch = pad(chosen)
             width = batch["input_ids"].shape[1]
-            targets = torch.zeros(len(chosen), cached[chosen[0]].shape[0], width, cached[chosen[0]].shape[-1])
+            stacked = torch.zeros(len(chosen), cached[chosen[0]].shape[0], width, cached[chosen[0]].shape[-1])
             for row, j in enumerate(chosen):
-                targets[row, :, :lengths[j]] = cached[j]
-            targets = [None] + list(targets.unbind(1))
+                stacked[row, :, :lengths[j]] = cached[j]
+            targets = stacked.unbind(1)  # one per layer, like hidden_states[1:]
             hiddens = model(**batch, output_hidden_states=True).hidden_states
             mask = batch["attention_mask"].unsqueeze(-1).to(hiddens[-1].dtype)
             pooled = F.normalize((hiddens[-1] * mask).sum(1) / mask.sum(1), dim=-1)
             goal = F.normalize((targets[-1] * mask).sum(1) / mask.sum(1), dim=-1)
             loss = (1 - (pooled * goal).sum(-1)).mean()
-            for hidden, target in zip(hiddens[1:], targets[1:]):
+            for hidden, target in zip(hiddens[1:], targets):
                 loss = loss + (((hidden - target) ** 2) * mask).sum() / mask.sum() / hidden.shape[-1]
             elapsed = time.perf_counter() - start
             for group in optimizer.param_groups:
@@ -192,7 +193,8 @@ def main(argv=None):
     row = run_one(dense, tokenizer, calibration, distil_texts, sentences, pairs, args, args.heads, args.mlp)
     RESULTS.mkdir(exist_ok=True)
     record = {"benchmark": "minilm", "allocator": args.allocator or "fixed cuts per layer",
-              "machine": machine_header("").splitlines()[1:], "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "metric": args.metric, "training": reconstruction(args), **row}
+              "machine": machine_header("").splitlines()[1:], "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "metric": args.metric, "training": reconstruction(args),
+              "lr": args.lr, **row}
     path = RESULTS / ("minilm.json" if not args.allocator else f"minilm_{args.allocator}_{args.metric}.json")
     if args.allocator:
         record["benchmark"] = f"minilm, {args.allocator} + {args.metric} over heads and MLP neurons at {args.flops} FLOPs"

@@ -3,7 +3,8 @@ model's (absolute: milliseconds).
 
 A candidate is measured on a physically shrunk copy (the target's speed_up), interleaved with a
 copy of the dense model taken at bind, so that drift of a shared machine hits both alike: the
-value is the median over rounds of each round's ratio of medians (`Latency.ratio_to`). On CPU with a fixed thread count; on CUDA with CUDA events.
+value is the median over rounds of each round's ratio of medians (`Latency.ratio_to`). On CPU
+with a fixed thread count; on CUDA with CUDA events.
 The search predicts latency from FLOPs (cost model: FLOPs savings); the loop then measures and
 corrects its aim until the measurement meets the budget within `tolerance`.
 """
