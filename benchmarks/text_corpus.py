@@ -56,30 +56,69 @@ def _docs_of(module) -> list[str]:
 def load() -> Corpus:
     """Calibration (modules at even positions: 886 documents) and evaluation (odd: 1,005), read in
     a fresh interpreter: importing torch and friends adds public names to some stdlib modules."""
+    return Corpus(**_fresh("corpus"))
+
+
+def outside_documents() -> list[str]:
+    """Docstrings (defined as for the corpus) of the standard library's other top-level modules,
+    none of them a corpus document: more unlabelled text for distillation toward a dense model,
+    which needs no labels but overfits the calibration documents alone. Read in a fresh
+    interpreter, like `load`."""
+    return _fresh("outside")
+
+
+# imported for their docstrings they would open a browser or a window, print, or take minutes
+_NOT_IMPORTED = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "test", "lib2to3", "ensurepip",
+                 "venv", "pydoc_data"}
+
+
+def _fresh(what: str):
     import json
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "benchmarks.text_corpus"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "benchmarks.text_corpus", what], capture_output=True, text=True,
                          check=True, cwd=str(__import__("pathlib").Path(__file__).parent.parent))
-    return Corpus(**json.loads(out.stdout))
+    return json.loads(out.stdout)
 
 
 def _collect() -> Corpus:
-    import warnings
-
     seen: set[str] = set()
     splits: tuple[list[str], list[str]] = ([], [])
     for position, name in enumerate(MODULES):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # typing.io / typing.re deprecation on attribute access
-            module = importlib.import_module(name)
-            found = _docs_of(module)
-        for doc in found:
+        for doc in _docs_of_module(name):
             if doc not in seen:
                 seen.add(doc)
                 splits[position % 2].append(doc)
     return Corpus(*splits)
+
+
+def _collect_outside() -> list[str]:
+    import sys
+
+    corpus = _collect()
+    seen = set(corpus.calibration) | set(corpus.evaluation)
+    out = []
+    for name in sorted(sys.stdlib_module_names - set(MODULES) - _NOT_IMPORTED):
+        if name.startswith("_"):
+            continue
+        try:
+            found = _docs_of_module(name)
+        except Exception:  # platform-only modules (winreg, msvcrt, ...) and optional C extensions
+            continue
+        for doc in found:
+            if doc not in seen:
+                seen.add(doc)
+                out.append(doc)
+    return out
+
+
+def _docs_of_module(name: str) -> list[str]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # typing.io / typing.re and other deprecations on access
+        return _docs_of(importlib.import_module(name))
 
 
 _END = re.compile(r"[.?!] ")
@@ -108,5 +147,6 @@ def sentences(doc: str, min_words: int = 3) -> list[str]:
 
 if __name__ == "__main__":
     import json
+    import sys
 
-    print(json.dumps(vars(_collect())))
+    print(json.dumps(_collect_outside() if sys.argv[1:] == ["outside"] else vars(_collect())))
