@@ -122,7 +122,8 @@ def minilm(args) -> list[dict]:
                                objective=objective_spec(kind, args.budget, args.quick, args.cache))
             pruner.run(evaluate=score_candidate if allocator == "annealing" else None)
             pruner.speed_up()
-        distill(model, dense, tokenizer, calibration, args.finetune_seconds)
+        # the settings its recorded figures (README) ran with; the benchmark's defaults suit ~5 minutes
+        distill(model, dense, tokenizer, calibration, args.finetune_seconds, lr=5e-4, batch_size=32)
         seconds = time.perf_counter() - started
         rows.append(measure(label, model, dense, timed, fidelity(model, dense_sentences, tokenizer, sentences),
                             seconds, pruner))

@@ -1,6 +1,8 @@
 """Propagate channel labels through a traced model and collect the coupled channel groups."""
 from __future__ import annotations
 
+import contextlib
+import gc
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +19,7 @@ from .trace import TracedModel, module_path, op_name, trace
 from .uniform import Uniform, meet_uniform, uniform_dims
 
 
-_COPIES = ("lift_fresh_copy", "clone", "_to_copy", "to", "detach", "detach_", "alias", "contiguous")
+_COPIES = ("lift_fresh", "lift_fresh_copy", "clone", "_to_copy", "to", "detach", "detach_", "alias", "contiguous")
 
 
 class Propagation:
@@ -219,6 +221,26 @@ def build_dependency_graph(model: nn.Module, example_inputs: Any, warn: bool = T
     if gqa not in ("query", "kv"):
         raise InputError(f"gqa must be 'query' (query heads, evenly per key/value group) or 'kv' (a key/value "
                          f"head with its query heads); got {gqa!r}")
+    with _collector_paused():
+        return _build(model, example_inputs, warn, tracer, protect_outputs, gqa)
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """The build makes tens of thousands of small objects (fx nodes, groups) and frees them in
+    one piece; Python's cyclic collector would walk the whole heap several times meanwhile
+    (ViT-B/16: 0.15 s of a 0.3 s analysis, in some builds and not others)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build(model: nn.Module, example_inputs: Any, warn: bool, tracer: str, protect_outputs: bool,
+           gqa: str) -> DependencyGraph:
     traced = trace(model, example_inputs, tracer)
     propagation = Propagation(traced, protect_outputs, gqa)
     state = propagation.run()
@@ -239,7 +261,7 @@ def build_dependency_graph(model: nn.Module, example_inputs: Any, warn: bool = T
         heads[module] = AttentionHeads(torch.where(labels >= 0, roots[labels.clamp_min(0)], -1).tolist(), kv_groups)
     if warn:
         for message in state.warnings:
-            warnings.warn(f"pruner_iface graph: {message}", stacklevel=2)
+            warnings.warn(f"pruner_iface graph: {message}", stacklevel=3)
     return DependencyGraph(traced, groups, columns, list(state.warnings), heads, outputs)
 
 

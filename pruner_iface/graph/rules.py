@@ -43,7 +43,7 @@ POINTWISE = (
     "relu", "relu_", "gelu", "gelu_", "silu", "silu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "hardswish",
     "hardswish_", "hardsigmoid", "hardsigmoid_", "hardtanh", "hardtanh_", "relu6", "leaky_relu", "leaky_relu_",
     "elu", "elu_", "selu", "celu", "softplus", "mish", "mish_", "dropout", "dropout_", "feature_dropout",
-    "alpha_dropout", "clone", "contiguous", "alias", "detach", "lift_fresh_copy", "to", "_to_copy", "type_as",
+    "alpha_dropout", "clone", "contiguous", "alias", "detach", "lift_fresh", "lift_fresh_copy", "to", "_to_copy", "type_as",
     "abs", "neg", "exp", "log", "sqrt", "rsqrt", "reciprocal", "pow", "clamp", "clamp_min", "clamp_max", "erf",
     "sin", "cos", "square", "logsigmoid", "detach_",
 )
@@ -129,6 +129,10 @@ def movement(node, ctx):
             ctx.state.block(labels, f"roll along channels (module {ctx.module(node)!r}) would move channels "
                                     f"differently once some are removed; they are not pruned")
 
+    lean = _lean_movement(node, ctx, name)
+    if lean is not None:
+        return lean
+
     def materialize(arg):
         if isinstance(arg, fx.Node):
             return ctx.labels(arg).expand(ctx.shape(arg)).contiguous()
@@ -146,6 +150,66 @@ def movement(node, ctx):
     if name in ("view", "reshape", "_unsafe_view", "unflatten") and isinstance(source, fx.Node):
         _couple_split_dims(ctx, ctx.labels(source), outs[0])
     return outs[0] if isinstance(out, torch.Tensor) else outs
+
+
+VIEWS = ("view", "reshape", "_unsafe_view", "flatten", "unflatten")
+
+
+def _lean_movement(node, ctx, name) -> torch.Tensor | None:
+    """Views and slices computed on the labels without materialising the dims they do not touch
+    (a token dim of 197 along which the labels are constant, say); None where the general path
+    must run the op on full labels."""
+    source = node.args[0]
+    if not isinstance(source, fx.Node):
+        return None
+    labels, before = ctx.labels(source), ctx.shape(source)
+    if name in VIEWS:
+        out = _view_labels(labels, before, ctx.shape(node))
+        if out is None:
+            return None
+        out = compress(out, ctx.state.uf)
+        _couple_split_dims(ctx, labels, out)
+        return out
+    if name in SLICES and labels.dim():
+        dim = (node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)) % labels.dim()
+        shape = list(labels.shape)
+        shape[dim] = before[dim]
+        args = list(node.args)
+        args[0] = labels.expand(shape)
+        if name == "index_select":  # the positions it takes, not the labels of the index tensor
+            args[2] = _index_value(ctx, node.args[2])
+        return compress(node.target(*args, **node.kwargs).contiguous(), ctx.state.uf)
+    return None
+
+
+def _view_labels(labels: torch.Tensor, before: tuple, after: tuple) -> torch.Tensor | None:
+    """A view's output labels, from a view of labels materialised only within the groups of dims
+    the view merges or splits (matched by products of sizes) that carry labels."""
+    if 0 in before or labels.dim() != len(before):
+        return None
+    a = [d for d, n in enumerate(before) if n > 1]
+    b = [d for d, n in enumerate(after) if n > 1]
+    lean_in, lean_out = [1] * len(before), [1] * len(after)
+    i = j = 0
+    while i < len(a):
+        group_in, group_out = [a[i]], [b[j]]
+        size_in, size_out = before[a[i]], after[b[j]]
+        i, j = i + 1, j + 1
+        while size_in != size_out:
+            if size_in < size_out:
+                group_in.append(a[i])
+                size_in *= before[a[i]]
+                i += 1
+            else:
+                group_out.append(b[j])
+                size_out *= after[b[j]]
+                j += 1
+        if any(labels.shape[d] > 1 for d in group_in):
+            for d in group_in:
+                lean_in[d] = before[d]
+            for d in group_out:
+                lean_out[d] = after[d]
+    return labels.expand(lean_in).reshape(lean_out)
 
 
 def transposed_parameter(node, ctx) -> fx.Node | None:
@@ -260,7 +324,6 @@ def _couple_pieces(node, ctx, name) -> None:
     if rank == 0 or labels.shape[dim] <= 1 or not bool((labels >= 0).any()):
         return
     size = ctx.shape(x)[dim]
-    full = labels.expand(ctx.shape(x)).movedim(dim, 0)
     if name in SLICES:
         free = _slice_regions(node, ctx, name, size)
         if free is not None and bool(free.all()):
@@ -276,6 +339,7 @@ def _couple_pieces(node, ctx, name) -> None:
         ctx.state.require_whole(labels, [dim], f"{node.target} splits the channels of its input into fixed sizes "
                                                f"(module {ctx.module(node)!r}); they are not pruned")
         return
+    full = labels.expand(ctx.shape(x)).movedim(dim, 0)
     if len(set(sizes)) != 1:
         ctx.state.block(full, f"{node.target} splits channels into unequal pieces {sizes} "
                               f"(module {ctx.module(node)!r}); they are not pruned")

@@ -1,9 +1,11 @@
 """Trace a model once into an operator graph of ATen ops with module paths and shapes.
 
-torch.export is the first choice: it handles Python control flow at trace time and Hugging Face
-models, names every parameter and buffer, and records the module path of each op. Where it
-fails, make_fx on real tensors traces the path the example inputs take; both produce the same
-pre-dispatch op vocabulary, so one set of coupling rules serves both (see docs/design/graph.md).
+Three tracers give the same pre-dispatch op vocabulary, so one set of coupling rules serves all
+(see docs/design/graph.md). A run on meta tensors (graph/meta_trace.py) comes first: it costs
+about twice a bare meta forward. Where it cannot run the model (a value read in Python),
+torch.export follows: it also names every parameter and buffer and records module paths, and
+handles what export can. Where both fail, make_fx on real tensors traces the path the example
+inputs take.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from torch.utils import _pytree as pytree
 
 from ..errors import InputError
 from ..inputs import describe_inputs, eval_mode, normalize_inputs, output_tensors
+from .meta_trace import trace_on_meta
 
 
 class TraceError(InputError):
@@ -54,15 +57,16 @@ def module_path(node: fx.Node) -> str:
     return list(stack.values())[-1][0] if stack else ""
 
 
-TRACERS = ("auto", "export", "make_fx")
+TRACERS = ("auto", "meta", "export", "make_fx")
 
 
 def trace(model: nn.Module, example_inputs: Any, tracer: str = "auto") -> TracedModel:
     """Trace `model` on `example_inputs` in eval mode (every submodule's mode restored).
 
-    "auto" tries torch.export first and falls back to make_fx on real tensors when export fails
-    (data-dependent control flow, .item() in forward): that trace follows the branch the example
-    inputs take, so a warning says so. "export" and "make_fx" use one tracer only.
+    "auto" runs the model on meta tensors first, then tries torch.export where that fails, and
+    falls back to make_fx on real tensors when export fails too (data-dependent control flow,
+    .item() in forward): that trace follows the branch the example inputs take, so a warning
+    says so. "meta", "export" and "make_fx" use one tracer only.
     """
     if tracer not in TRACERS:
         raise InputError(f"tracer must be one of {', '.join(TRACERS)}; got {tracer!r}")
@@ -75,6 +79,12 @@ def trace(model: nn.Module, example_inputs: Any, tracer: str = "auto") -> Traced
 def _trace_with(model: nn.Module, args: tuple, kwargs: dict, tracer: str) -> TracedModel:
     if tracer == "make_fx":
         return _run(_trace_make_fx, "make_fx", model, args, kwargs)
+    if tracer in ("meta", "auto"):
+        try:
+            return _run(_trace_meta, "meta", model, args, kwargs)
+        except TraceError:
+            if tracer == "meta":
+                raise
     try:
         return _run(_trace_export, "torch.export", model, args, kwargs)
     except TraceError as export_error:
@@ -145,6 +155,13 @@ def _trace_export(model: nn.Module, args: tuple, kwargs: dict) -> TracedModel:
                      list(sig.user_inputs), {_unwrap(n) for n in constants.values()}, "torch.export")
     traced.constant_values = {node: exported.constants[name] for node, name in constants.items()
                               if isinstance(exported.constants.get(name), torch.Tensor)}
+    return traced
+
+
+def _trace_meta(model: nn.Module, args: tuple, kwargs: dict) -> TracedModel:
+    graph, tensors, parameters, user_inputs, constants, values = trace_on_meta(model, args, kwargs)
+    traced = _traced(graph, tensors, parameters, user_inputs, constants, "meta")
+    traced.constant_values = values
     return traced
 
 

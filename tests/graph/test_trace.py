@@ -1,20 +1,107 @@
-"""Tracers: torch.export first, make_fx on real tensors where export fails; both must give the
-same coupled groups, and untraceable models a clear error with the model untouched."""
+"""Tracers: a run on meta tensors first, torch.export where it cannot run, make_fx on real tensors
+where export fails too; all must give the same coupled groups, and untraceable models a clear
+error with the model untouched."""
 import warnings
 
 import pytest
 import torch
 from conftest import same_state, state
 from torch import nn
+from hf_zoo import HF_ZOO
+from hf_zoo import build as build_transformer
 from zoo import ZOO, build
 
 import pruner_iface as pi
 from pruner_iface.graph import TraceError, build_dependency_graph, trace
 
 
-def signature(graph):
-    return sorted((g.producers, g.approximate, sorted((m.tensor, m.dim, m.indices.tolist()) for m in g.members))
-                  for g in graph.groups)
+def signature(graph, model=None):
+    """Every group's producers and member slices; with `model`, a tied tensor under its first name
+    (tracers may name it after any module holding it)."""
+    first = {}
+    for name, tensor in (model.named_parameters(remove_duplicate=False) if model is not None else ()):
+        first.setdefault(id(tensor), name)
+    names = {name: first[id(tensor)] for name, tensor in
+             (model.named_parameters(remove_duplicate=False) if model is not None else ())}
+    return sorted((g.producers, g.approximate, sorted((names.get(m.tensor, m.tensor), m.dim, m.indices.tolist())
+                                                      for m in g.members)) for g in graph.groups)
+
+
+@pytest.mark.parametrize("name", list(ZOO) + [f"hf:{n}" for n in HF_ZOO])
+def test_meta_trace_finds_the_same_groups_and_heads_as_export(name):
+    model, x = build_transformer(name[3:]) if name.startswith("hf:") else build(name)
+    by_export = build_dependency_graph(model, x, warn=False, tracer="export")
+    by_meta = build_dependency_graph(model, x, warn=False, tracer="meta")
+    assert by_meta.traced.tracer == "meta"
+    assert signature(by_meta, model) == signature(by_export, model)
+    assert by_meta.warnings == by_export.warnings
+    assert by_meta.heads == by_export.heads
+    assert [o.tolist() for o in by_meta.outputs] == [o.tolist() for o in by_export.outputs]
+
+
+def test_auto_uses_the_meta_trace_and_leaves_no_mode_hook_or_flag_behind():
+    from torch.nn.modules import module as module_mod
+    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+    model, x = build("resnet18")
+    traced = trace(model, x)
+    assert traced.tracer == "meta"
+    assert not module_mod._global_forward_hooks and not module_mod._global_forward_pre_hooks
+    assert not torch.compiler.is_compiling() and not torch.compiler.is_exporting()
+    assert torch._ops._len_torch_dispatch_stack_pre_dispatch() == 0 and not _get_current_dispatch_mode_stack()
+    assert all(p.device.type == "cpu" for p in model.parameters())  # the model itself never went to meta
+    convs = [n for n in traced.fx_graph.nodes if n.op == "call_function" and "conv" in str(n.target)]
+    assert {traced.graph.nodes[n.name]["module"] for n in convs} == \
+        {name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+
+
+class ListIndex(nn.Module):
+    """An index list in forward: torch makes it a tensor on the input's device, so on meta its
+    values would be lost."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 8, 1), nn.Linear(2 * 9, 4)
+
+    def forward(self, x):
+        return self.fc(self.conv(x)[:, [0, 3]].flatten(1))
+
+
+class Constants(nn.Module):
+    """A plain tensor attribute (neither parameter nor buffer), a literal made in forward, an
+    in-place op and a multi-output op."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 8, 1), nn.Linear(4, 2)
+        self.scale = torch.linspace(0.5, 1.5, 8).reshape(1, 8, 1, 1)
+
+    def forward(self, x):
+        y = torch.relu_(self.conv(x) * self.scale)
+        a, b = y.chunk(2, 1)
+        picked = b.index_select(1, torch.tensor([0, 2]))
+        return self.fc(torch.cat([a.mean((2, 3))[:, :2], picked.mean((2, 3))], 1))
+
+
+def test_meta_trace_refuses_values_it_cannot_know_and_auto_falls_back_to_export():
+    x = (torch.randn(2, 3, 3, 3),)
+    with pytest.raises(TraceError, match="meta could not trace ListIndex.*values are lost"):
+        trace(ListIndex(), x, tracer="meta")
+    with pytest.raises(TraceError, match="meta could not trace Branchy"):
+        trace(Branchy(), (torch.randn(1, 3, 8, 8),), tracer="meta")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # export can trace it: no warning
+        assert trace(ListIndex(), x).tracer == "torch.export"
+
+
+def test_meta_trace_records_constants_in_place_and_multi_output_ops_as_export_does():
+    model, x = Constants().eval(), (torch.randn(2, 3, 4, 4),)
+    by_meta = trace(model, x, tracer="meta")
+    by_export = trace(model, x, tracer="export")
+    assert by_meta.constants == {"scale"} and "scale" in by_export.constants
+    assert sorted(v.tolist() for v in by_meta.constant_values.values() if v.dim() == 1) == [[0, 2]]
+    assert signature(build_dependency_graph(model, x, warn=False, tracer="meta")) == \
+        signature(build_dependency_graph(model, x, warn=False, tracer="export"))
 
 
 @pytest.mark.parametrize("name", list(ZOO))
