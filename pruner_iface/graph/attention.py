@@ -48,25 +48,28 @@ def join_heads(ctx, node: fx.Node, operands: list, rank: int, spans: list[bool])
     kv_group: dict[frozenset, int] = {}  # shared labels (or the head itself, unshared) -> key/value head
     groups = []
     first_position = {key: keys.index(key) for key in heads}
+    joins: list[torch.Tensor] = []  # label sets that become one class each, joined in one pass below
     for h, key in enumerate(heads):
         own = frozenset(v for v in key if v in shared)
         groups.append(kv_group.setdefault(own if own else frozenset([("head", h)]), len(kv_group)))
         found = key
         if ctx.gqa == "query" and own:  # a shared key/value head is kept, as one class: a view that
             kv = torch.tensor(sorted(own))  # holds it beside query heads (fused qkv) then stays split by head
-            state.uf.union_all(kv)
+            joins.append(kv)
             state.block(kv)
             found = key - own
         if not found:
             continue
         found = torch.tensor(sorted(found), dtype=torch.long)
-        state.uf.union_all(found)
+        joins.append(found)
         state.attention.update(found.tolist())
         p = first_position[key]
         if any(s and bool((r[p] < 0).any()) for r, s in zip(rows, spans)):
             state.block(found, f"{node.target} in module {ctx.module(node)!r} reads a head without prunable "
                                f"channels beside prunable ones; that head is not pruned")
         labels_of_head[h] = int(found[0])
+    if joins:
+        state.uf.union_tensors(torch.cat([j[:1].expand(len(j)) for j in joins]), torch.cat(joins))
     joined = labels_of_head[torch.tensor([heads.index(k) for k in keys])]
     if len(heads) > 1:  # remember the heads of this attention
         state.heads.setdefault(module_path(node), []).append((labels_of_head, groups))  # "": the model itself

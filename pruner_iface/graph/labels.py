@@ -78,9 +78,13 @@ class UnionFind:
             self.union_pairs(a[both].numpy(), b[both].numpy())
 
     def union_all(self, labels: torch.Tensor) -> None:
-        values = np.unique(labels[labels >= 0].numpy())
-        if values.size > 1:
-            self.union_pairs(np.full(values.size - 1, values[0]), values[1:])
+        self.union_each(labels.reshape(1, -1))
+
+    def union_each(self, rows: torch.Tensor) -> None:
+        """Join the labels within each row of a 2-D tensor (-1 entries ignored), all rows at once."""
+        rows = rows.reshape(rows.shape[0], -1)
+        first = torch.where(rows >= 0, rows, rows.max(1, keepdim=True).values) if rows.numel() else rows
+        self.union_tensors(first[:, :1].expand_as(first), first)
 
     def roots(self) -> torch.Tensor:
         parent = self.parent
@@ -171,8 +175,7 @@ class LabelState:
             resolved = self.uf.canonical(rows)
             if bool((resolved != resolved[:, :1]).any()):
                 across.add(id(rows))
-                for row in rows[1:]:
-                    self.uf.union_tensors(rows[0], row)
+                self.uf.union_tensors(rows[0], rows[1:])
         for rows, inner in self.shared:
             if id(rows) in across:
                 self.uf.union_tensors(rows[0], inner)
@@ -210,8 +213,7 @@ class LabelState:
         labels = labels.movedim(dim, -1).expand(*labels.movedim(dim, -1).shape[:-1], size).reshape(-1, size)
         first = labels[0].clone()
         if labels.shape[0] > 1:
-            for row in labels[1:]:
-                self.uf.union_tensors(first, row)
+            self.uf.union_tensors(first, labels[1:])
             mixed = (labels < 0).any(0) & (labels >= 0).any(0)
             if mixed.any():
                 self.block(labels[:, mixed])

@@ -119,8 +119,7 @@ def movement(node, ctx):
         labels = ctx.labels(source)
         if labels.dim() > 1 and labels.shape[1] > 1:
             rows = labels.expand(ctx.shape(source)).movedim(1, 0).reshape(node.args[1], -1)
-            for row in rows[1:]:
-                ctx.state.uf.union_tensors(rows[0], row)
+            ctx.state.uf.union_tensors(rows[0], rows[1:])
     elif name == "roll":
         labels = ctx.labels(source)
         dims = node.args[2] if len(node.args) > 2 else None
@@ -345,8 +344,7 @@ def _couple_pieces(node, ctx, name) -> None:
                               f"(module {ctx.module(node)!r}); they are not pruned")
         return
     pieces = full.reshape(len(sizes), sizes[0], -1)
-    for k in range(1, len(sizes)):
-        ctx.state.uf.union_tensors(pieces[0], pieces[k])
+    ctx.state.uf.union_tensors(pieces[0], pieces[1:])
 
 
 def _slice_regions(node, ctx, name, size: int) -> torch.Tensor | None:
@@ -596,8 +594,7 @@ def convolution(node, ctx):
     else:  # grouped: index j of every group goes together, keeping groups equal
         per_in, per_out = c_in // groups, c_out // groups
         grouped_in = in_labels.reshape(groups, per_in)
-        for k in range(1, groups):
-            uf.union_tensors(grouped_in[0], grouped_in[k])
+        uf.union_tensors(grouped_in[0], grouped_in[1:])
         mixed = (grouped_in < 0).any(0) & (grouped_in >= 0).any(0)
         if mixed.any():
             ctx.state.block(grouped_in[:, mixed])
@@ -691,8 +688,8 @@ def group_norm(node, ctx):
                                 f"count could not be updated; its channels are not pruned")
         return [out, free(1), free(1)] if isinstance(node.meta.get("val"), (list, tuple)) else out
     grouped = labels.reshape(groups, -1)
+    ctx.state.uf.union_each(grouped)
     for g in range(groups):
-        ctx.state.uf.union_all(grouped[g])
         if (grouped[g] < 0).any() and (grouped[g] >= 0).any():
             ctx.state.block(grouped[g])
     return [out, free(1), free(1)] if isinstance(node.meta.get("val"), (list, tuple)) else out
