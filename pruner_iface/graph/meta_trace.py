@@ -39,9 +39,7 @@ class _Recorder(ProxyTorchDispatchMode):
         self._mode_key = torch._C._TorchDispatchModeKey.PROXY
         self.graph = fx.Graph()
         self.device = device                        # the real device, written where ops name meta
-        # tensor -> fx.Node, or (node, index) of a multi-output op. Weak keys, and node.meta["val"]
-        # a detached alias: a factory op's result must have no other owner when torch's variable
-        # wrapper receives it, or it is replaced by a copy the trace would not know
+        # tensor -> fx.Node, or (node, index) of a multi-output op; weak keys (see __torch_dispatch__)
         self.nodes = WeakTensorKeyDictionary()
         self.constants: dict[str, torch.Tensor] = {}  # node name -> value of a tensor made outside the trace
         self.names: dict[int, str] = {}             # id(tensor) -> qualified name of a plain tensor attribute
@@ -101,24 +99,49 @@ class _Recorder(ProxyTorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        flat, spec = pytree.tree_flatten((args, kwargs))
-        record_args, record_kwargs = pytree.tree_unflatten([self._recorded(v) for v in flat], spec)
-        run_args, run_kwargs = pytree.tree_unflatten([self._as_meta(v) for v in flat], spec)
+        factory = func._opname.endswith("_like") or not (_any_tensor(args) or _any_tensor(kwargs))
+        record_args, record_kwargs = _mapped(self._recorded, args), _mapped(self._recorded, kwargs)
         with torch._C._DisablePythonDispatcher():
-            out = func(*run_args, **run_kwargs)
-        node = self.graph.create_node("call_function", func, tuple(record_args), record_kwargs)
+            out = func(*_mapped(self._as_meta, args), **_mapped(self._as_meta, kwargs))
+        node = self.graph.create_node("call_function", func, record_args, record_kwargs, name=func._opname)
         node.meta["nn_module_stack"] = self.module_stack
+        # a factory op's result (torch.zeros, ones_like) must have no other owner when torch's
+        # variable wrapper receives it, or it is replaced by a copy the trace would not know: its
+        # node keeps a detached alias
+        keep = (lambda v: v.detach()) if factory else (lambda v: v)
         if isinstance(out, torch.Tensor):
-            node.meta["val"] = out.detach()
+            node.meta["val"] = keep(out)
             self.nodes[out] = node
         elif isinstance(out, (tuple, list)):
-            node.meta["val"] = type(out)(v.detach() if isinstance(v, torch.Tensor) else v for v in out)
+            node.meta["val"] = type(out)(keep(v) if isinstance(v, torch.Tensor) else v for v in out)
             for i, value in enumerate(out):
                 if isinstance(value, torch.Tensor):
                     self.nodes[value] = (node, i)
         else:
             node.meta["val"] = out
         return out
+
+
+def _mapped(fn, value: Any) -> Any:
+    """`value` with fn applied to every tensor and device in it (op arguments: tuples, lists and
+    dicts of tensors and plain values)."""
+    if isinstance(value, (torch.Tensor, torch.device)):
+        return fn(value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_mapped(fn, v) for v in value)
+    if isinstance(value, dict):
+        return {k: _mapped(fn, v) for k, v in value.items()}
+    return value
+
+
+def _any_tensor(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(_any_tensor(v) for v in value)
+    if isinstance(value, dict):
+        return any(_any_tensor(v) for v in value.values())
+    return False
 
 
 class _ModuleStack:
