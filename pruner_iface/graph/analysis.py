@@ -174,7 +174,7 @@ class Column:
     consumes: bool = False
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ChannelGroup:
     """One coupled unit: every slice that goes when it goes (`members`, read from the graph's columns)."""
 
@@ -282,10 +282,13 @@ def _producers(state: LabelState, roots: torch.Tensor) -> dict[int, tuple[str, .
     starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
     ends = np.r_[starts[1:], len(owner)]
     names = state.uf.origins
+    alone = [(name,) for name in names]
+    single = (ends - starts) == 1  # most classes come from one module: looked up in one pass
+    out: dict[int, tuple[str, ...]] = dict(zip(owner[starts[single]].tolist(),
+                                               map(alone.__getitem__, index[starts[single]].tolist())))
     shared: dict[tuple[int, ...], tuple[str, ...]] = {}
-    out: dict[int, tuple[str, ...]] = {}
-    for root, start, end in zip(owner[starts].tolist(), starts.tolist(), ends.tolist()):
-        key = tuple(index[start:end].tolist()) if end - start > 1 else (int(index[start]),)
+    for root, start, end in zip(owner[starts[~single]].tolist(), starts[~single].tolist(), ends[~single].tolist()):
+        key = tuple(index[start:end].tolist())
         if key not in shared:
             shared[key] = tuple(sorted(names[i] for i in key))
         out[root] = shared[key]
