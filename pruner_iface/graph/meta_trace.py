@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import fx, nn
@@ -144,17 +144,18 @@ def _any_tensor(value: Any) -> bool:
     return False
 
 
-class _ModuleStack:
-    """Keeps the recorder's module stack (path, class) while the model runs, as torch.export's
-    nn_module_stack has it; each change makes a new dict, so nodes share one per stack state."""
+class ModuleStack:
+    """Keeps the module stack (path, class) while the model runs, as torch.export's
+    nn_module_stack has it, and hands each new state to `publish` (a new dict per change, so
+    nodes recorded under one state share it). Global forward hooks; removed on exit."""
 
-    def __init__(self, model: nn.Module, recorder: _Recorder):
+    def __init__(self, model: nn.Module, publish: Callable[[dict], None]):
         self.names = {id(module): name for name, module in model.named_modules() if name}
-        self.recorder = recorder
+        self.publish = publish
         self.stack: list[tuple[str, str]] = []
 
     def _publish(self) -> None:
-        self.recorder.module_stack = {str(i): entry for i, entry in enumerate(self.stack)}
+        self.publish({str(i): entry for i, entry in enumerate(self.stack)})
 
     def _enter(self, module, inputs) -> None:
         name = self.names.get(id(module))
@@ -223,7 +224,8 @@ def trace_on_meta(model: nn.Module, args: tuple, kwargs: dict):
             user_inputs.append(recorder.placeholder(f"arg{i}", value).name)
         meta_flat.append(value)
     call_args, call_kwargs = pytree.tree_unflatten(meta_flat, spec)
-    with _ModuleStack(model, recorder), _seen_as_export(), enable_python_dispatcher():
+    with ModuleStack(model, lambda stack: setattr(recorder, "module_stack", stack)), _seen_as_export(), \
+            enable_python_dispatcher():
         _push_mode(recorder)
         try:
             output = torch.func.functional_call(model, meta_state, call_args, call_kwargs)

@@ -19,12 +19,11 @@ import torch
 import torch.fx.traceback as fx_traceback
 from torch import fx, nn
 from torch.fx.experimental.proxy_tensor import make_fx
-from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.utils import _pytree as pytree
 
 from ..errors import InputError
 from ..inputs import describe_inputs, eval_mode, normalize_inputs, output_tensors
-from .meta_trace import trace_on_meta
+from .meta_trace import ModuleStack, trace_on_meta
 
 
 class TraceError(InputError):
@@ -193,36 +192,19 @@ def _trace_make_fx(model: nn.Module, args: tuple, kwargs: dict) -> TracedModel:
     return traced
 
 
-class _ModulePaths:
+class _ModulePaths(ModuleStack):
     """Records each traced node's module path (as torch.export's nn_module_stack does) while make_fx runs."""
 
     def __init__(self, model: nn.Module):
-        self.names = {id(module): name for name, module in model.named_modules() if name}
-        self.stack: list[tuple[str, str]] = []
-
-    def _publish(self) -> None:
-        fx_traceback.current_meta["nn_module_stack"] = {str(i): entry for i, entry in enumerate(self.stack)}
-
-    def _enter(self, module, inputs) -> None:
-        name = self.names.get(id(module))
-        if name is not None:
-            self.stack.append((name, type(module).__qualname__))
-            self._publish()
-
-    def _leave(self, module, inputs, output) -> None:
-        if self.names.get(id(module)) is not None and self.stack:
-            self.stack.pop()
-            self._publish()
+        super().__init__(model, lambda stack: fx_traceback.current_meta.__setitem__("nn_module_stack", stack))
 
     def __enter__(self):
         self._meta = fx_traceback.preserve_node_meta()
         self._meta.__enter__()
-        self._hooks = [register_module_forward_pre_hook(self._enter), register_module_forward_hook(self._leave)]
-        return self
+        return super().__enter__()
 
     def __exit__(self, *exc) -> None:
-        for hook in self._hooks:
-            hook.remove()
+        super().__exit__(*exc)
         fx_traceback.current_meta.pop("nn_module_stack", None)
         self._meta.__exit__(*exc)
 
