@@ -77,9 +77,6 @@ class UnionFind:
         if bool(both.any()):
             self.union_pairs(a[both].numpy(), b[both].numpy())
 
-    def union_all(self, labels: torch.Tensor) -> None:
-        self.union_each(labels.reshape(1, -1))
-
     def union_each(self, rows: torch.Tensor) -> None:
         """Join the labels within each row of a 2-D tensor (-1 entries ignored), all rows at once."""
         rows = rows.reshape(rows.shape[0], -1)

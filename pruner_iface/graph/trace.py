@@ -1,11 +1,10 @@
 """Trace a model once into an operator graph of ATen ops with module paths and shapes.
 
-Three tracers give the same pre-dispatch op vocabulary, so one set of coupling rules serves all
-(see docs/design/graph.md). A run on meta tensors (graph/meta_trace.py) comes first: it costs
-about twice a bare meta forward. Where it cannot run the model (a value read in Python),
-torch.export follows: it also names every parameter and buffer and records module paths, and
-handles what export can. Where both fail, make_fx on real tensors traces the path the example
-inputs take.
+Three tracers give the same pre-dispatch op vocabulary, with module paths and parameter names,
+so one set of coupling rules serves all (see docs/design/graph.md). A recording of a run on meta
+tensors (graph/meta_trace.py) comes first: it costs about twice a bare meta forward. Where it
+cannot run the model (a value read in Python, an index list in forward), torch.export follows.
+Where export fails too, make_fx on real tensors traces the path the example inputs take.
 """
 from __future__ import annotations
 

@@ -18,11 +18,11 @@ from pruner_iface.graph import TraceError, build_dependency_graph, trace
 def signature(graph, model=None):
     """Every group's producers and member slices; with `model`, a tied tensor under its first name
     (tracers may name it after any module holding it)."""
+    every = list(model.named_parameters(remove_duplicate=False)) if model is not None else []
     first = {}
-    for name, tensor in (model.named_parameters(remove_duplicate=False) if model is not None else ()):
+    for name, tensor in every:
         first.setdefault(id(tensor), name)
-    names = {name: first[id(tensor)] for name, tensor in
-             (model.named_parameters(remove_duplicate=False) if model is not None else ())}
+    names = {name: first[id(tensor)] for name, tensor in every}
     return sorted((g.producers, g.approximate, sorted((names.get(m.tensor, m.tensor), m.dim, m.indices.tolist())
                                                       for m in g.members)) for g in graph.groups)
 
