@@ -46,6 +46,7 @@ class _Recorder(ProxyTorchDispatchMode):
         self.lifted: dict[str, str] = {}            # placeholder -> qualified name of a plain tensor attribute
         self.module_stack: dict[str, tuple[str, str]] = {}
         self.meta_of = WeakTensorKeyDictionary()   # real tensor -> its meta stand-in
+        self.layouts: dict[tuple, Any] = {}         # op signature -> layout of its meta result (see _run)
 
     def placeholder(self, name: str, tensor: torch.Tensor) -> fx.Node:
         node = self.graph.placeholder(name)
@@ -85,7 +86,7 @@ class _Recorder(ProxyTorchDispatchMode):
         if isinstance(value, torch.Tensor) and value.device.type != "meta":
             node = self.node_of(value)  # recorded as a constant before it is replaced
             if value not in self.meta_of:
-                self.meta_of[value] = value.to("meta")
+                self.meta_of[value] = _on_meta(value)
                 self.nodes[self.meta_of[value]] = node
             return self.meta_of[value]
         return value
@@ -101,8 +102,7 @@ class _Recorder(ProxyTorchDispatchMode):
         kwargs = kwargs or {}
         factory = func._opname.endswith("_like") or not (_any_tensor(args) or _any_tensor(kwargs))
         record_args, record_kwargs = _mapped(self._recorded, args), _mapped(self._recorded, kwargs)
-        with torch._C._DisablePythonDispatcher():
-            out = func(*_mapped(self._as_meta, args), **_mapped(self._as_meta, kwargs))
+        out = self._run(func, _mapped(self._as_meta, args), _mapped(self._as_meta, kwargs))
         node = self.graph.create_node("call_function", func, record_args, record_kwargs, name=func._opname)
         node.meta["nn_module_stack"] = self.module_stack
         # a factory op's result (torch.zeros, ones_like) must have no other owner when torch's
@@ -120,6 +120,72 @@ class _Recorder(ProxyTorchDispatchMode):
         else:
             node.meta["val"] = out
         return out
+
+
+    def _run(self, func, args: tuple, kwargs: dict) -> Any:
+        """The op's result on meta tensors. Many meta kernels are Python decompositions (layer
+        norm, GELU, attention: most of a ViT's trace time), and a model repeats the same op on
+        the same shapes block after block; a functional op's meta result depends only on its
+        inputs' shapes, strides, dtypes and plain arguments, so repeats get fresh empty tensors
+        of the remembered layout instead of running the kernel again."""
+        key = _signature(func, args, kwargs) if _functional(func) else None
+        layout = self.layouts.get(key) if key is not None else None
+        if layout is not None:
+            return _made(layout)
+        with torch._C._DisablePythonDispatcher():
+            out = func(*args, **kwargs)
+        if key is not None:
+            layout = _layout(out)
+            if layout is not None:
+                self.layouts[key] = layout
+        return out
+
+
+_FUNCTIONAL: dict[Any, bool] = {}
+
+
+def _functional(func) -> bool:
+    """An op that neither writes its inputs nor returns a view of them."""
+    known = _FUNCTIONAL.get(func)
+    if known is None:
+        schema = func._schema
+        known = _FUNCTIONAL[func] = not schema.is_mutable and all(r.alias_info is None for r in schema.returns)
+    return known
+
+
+def _signature(func, args: tuple, kwargs: dict) -> tuple | None:
+    """A hashable key of the op and its inputs' metadata; None where an argument has none."""
+    try:
+        key = (func, _metadata(args), _metadata(tuple(sorted(kwargs.items()))))
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _metadata(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return ("tensor", tuple(value.shape), value.stride(), value.dtype, value.device.type)
+    if isinstance(value, (tuple, list)):
+        return tuple(_metadata(v) for v in value)
+    return value
+
+
+def _layout(out: Any):
+    if isinstance(out, torch.Tensor):
+        return (tuple(out.shape), out.stride(), out.dtype) if out.device.type == "meta" else None
+    if isinstance(out, (tuple, list)) and out and all(isinstance(v, torch.Tensor) for v in out):
+        layouts = [_layout(v) for v in out]
+        return (type(out), layouts) if all(layouts) else None
+    return None
+
+
+def _made(layout):
+    if isinstance(layout[0], type):
+        kind, layouts = layout
+        return kind(_made(one) for one in layouts)
+    size, stride, dtype = layout
+    return torch.empty_strided(size, stride, dtype=dtype, device="meta")
 
 
 def _mapped(fn, value: Any) -> Any:
@@ -190,6 +256,12 @@ def _seen_as_export():
         torch.compiler._is_compiling_flag, torch.compiler._is_exporting_flag = compiling, exporting
 
 
+def _on_meta(tensor: torch.Tensor) -> torch.Tensor:
+    """A meta tensor of the same layout and dtype, outside autograd (a parameter's stand-in would
+    otherwise make every op on it build autograd state: a quarter of a ViT's trace)."""
+    return torch.empty_strided(tuple(tensor.shape), tensor.stride(), dtype=tensor.dtype, device="meta")
+
+
 def plain_tensor_attributes(model: nn.Module) -> dict[int, str]:
     """id -> qualified name of tensors that modules hold as plain attributes (neither parameter
     nor buffer): torch.export lifts them as constants, and so does this trace."""
@@ -214,13 +286,13 @@ def trace_on_meta(model: nn.Module, args: tuple, kwargs: dict):
     meta_state = {}
     for name, tensor in state.items():
         prefix = "p" if name in parameters else "b"
-        meta_state[name] = tensor.to("meta") if tensor.device.type != "meta" else tensor
+        meta_state[name] = _on_meta(tensor)
         tensors[recorder.placeholder(f"{prefix}_{name.replace('.', '_')}", meta_state[name]).name] = name
     flat, spec = pytree.tree_flatten((args, kwargs))
     meta_flat, user_inputs = [], []
     for i, value in enumerate(flat):
         if isinstance(value, torch.Tensor):
-            value = value.to("meta")
+            value = _on_meta(value)
             user_inputs.append(recorder.placeholder(f"arg{i}", value).name)
         meta_flat.append(value)
     call_args, call_kwargs = pytree.tree_unflatten(meta_flat, spec)
