@@ -39,8 +39,7 @@ def join_heads(ctx, node: fx.Node, operands: list, rank: int, spans: list[bool])
     batch = tuple(max(x.shape[d] for x in labels) for d in range(rank - 2))
     rows = [_batch_rows(x, batch) for x in labels]
     state = ctx.state
-    found_at = [torch.unique(torch.cat([r[p] for r in rows])) for p in range(len(rows[0]))]
-    keys = [frozenset(v[v >= 0].tolist()) for v in found_at]
+    keys = [frozenset(position).difference((-1,)) for position in torch.cat(rows, 1).tolist()]
     heads = list(dict.fromkeys(keys))  # positions holding the same labels are one head (batch x heads folded)
     values, counts = torch.unique(torch.tensor([v for k in heads for v in k], dtype=torch.long), return_counts=True)
     shared = set(values[counts > 1].tolist())

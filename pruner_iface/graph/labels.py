@@ -72,10 +72,12 @@ class UnionFind:
 
     def union_tensors(self, a: torch.Tensor, b: torch.Tensor) -> None:
         """Join a[i] with b[i] wherever both are labels."""
-        a, b = torch.broadcast_tensors(a, b)
+        if a.numel() != b.numel():  # the smaller side repeats: find its roots once, not per repeat
+            a, b = (self.canonical(a), b) if a.numel() < b.numel() else (a, self.canonical(b))
+        a, b = (x.numpy() for x in torch.broadcast_tensors(a, b))
         both = (a >= 0) & (b >= 0) & (a != b)
-        if bool(both.any()):
-            self.union_pairs(a[both].numpy(), b[both].numpy())
+        if both.any():
+            self.union_pairs(a[both], b[both])
 
     def union_each(self, rows: torch.Tensor) -> None:
         """Join the labels within each row of a 2-D tensor (-1 entries ignored), all rows at once."""

@@ -169,6 +169,12 @@ def _lean_movement(node, ctx, name) -> torch.Tensor | None:
         out = compress(out, ctx.state.uf)
         _couple_split_dims(ctx, labels, out)
         return out
+    if name == "squeeze":  # drops dims of size 1, whose labels have size 1 too
+        dims = node.args[1] if len(node.args) > 1 else range(len(before))
+        dims = {d % len(before) for d in ([dims] if isinstance(dims, int) else dims)} if before else set()
+        return labels.reshape([n for d, n in enumerate(labels.shape) if not (d in dims and before[d] == 1)])
+    if name == "expand":  # new leading dims and size-1 dims broadcast: the labels do not change
+        return labels.reshape((1,) * (len(ctx.shape(node)) - labels.dim()) + tuple(labels.shape))
     if name in SLICES and labels.dim():
         dim = (node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)) % labels.dim()
         shape = list(labels.shape)
