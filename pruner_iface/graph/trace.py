@@ -2,7 +2,7 @@
 
 Three tracers give the same pre-dispatch op vocabulary, with module paths and parameter names,
 so one set of coupling rules serves all (see docs/design/graph.md). A recording of a run on meta
-tensors (graph/meta_trace.py) comes first: it costs about twice a bare meta forward. Where it
+tensors (graph/meta_trace.py) comes first: it costs less than one plain meta forward. Where it
 cannot run the model (a value read in Python, an index list in forward), torch.export follows.
 Where export fails too, make_fx on real tensors traces the path the example inputs take.
 """
