@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -249,11 +250,9 @@ def _build(model: nn.Module, example_inputs: Any, warn: bool, tracer: str, prote
     roots = state.uf.roots()
     blocked, approximate, attention = (_roots_of(labels, roots) for labels in
                                        (state.blocked, state.approximate, state.attention))
-    producers = _producers(state, roots)
+    producer_of, producer_names = _producers(state, roots)
     columns = [Column(s.tensor, dim, labels, s.consumes) for s in state.slices for dim, labels in _slice_dims(s, roots)]
-    present = torch.unique(torch.cat([c.labels for c in columns])).tolist() if columns else []
-    groups = [ChannelGroup(producers[r], r in approximate, r in attention, r, columns)
-              for r in present if r >= 0 and r in producers and r not in blocked]
+    groups = _groups(state.uf.size, columns, producer_of, producer_names, blocked, approximate, attention)
     outputs = [torch.where(x >= 0, roots[x.clamp_min(0)], -1) for x in propagation.outputs]
     heads = {}
     for module, per_op in state.heads.items():
@@ -271,28 +270,53 @@ def _roots_of(labels: set[int], roots: torch.Tensor) -> set[int]:
     return set(np.unique(roots.numpy()[np.fromiter(labels, dtype=np.int64, count=len(labels))]).tolist())
 
 
-def _producers(state: LabelState, roots: torch.Tensor) -> dict[int, tuple[str, ...]]:
-    """Per class root, the names of the modules whose outputs carry it, sorted (one tuple per
-    combination, shared)."""
+def _marks(size: int, labels) -> np.ndarray:
+    mark = np.zeros(size, dtype=bool)
+    mark[np.fromiter(labels, dtype=np.int64, count=len(labels))] = True
+    return mark
+
+
+def _groups(size: int, columns: list[Column], producer_of: np.ndarray, producer_names: list[tuple[str, ...]],
+            blocked: set[int], approximate: set[int], attention: set[int]) -> list[ChannelGroup]:
+    """A group per class root that some column holds, some module produces and nothing blocks."""
+    keep = np.zeros(size, dtype=bool)
+    for c in columns:
+        held = c.labels.numpy()
+        keep[held[held >= 0]] = True
+    keep &= (producer_of >= 0) & ~_marks(size, blocked)
+    roots = np.flatnonzero(keep)
+    return list(map(ChannelGroup, map(producer_names.__getitem__, producer_of[roots].tolist()),
+                    _marks(size, approximate)[roots].tolist(), _marks(size, attention)[roots].tolist(),
+                    roots.tolist(), itertools.repeat(columns, len(roots))))
+
+
+def _producers(state: LabelState, roots: torch.Tensor) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+    """Per class root, an index into the returned list of the sorted names of the modules whose
+    outputs carry it (-1 for other labels); one tuple per combination, shared."""
     origin = state.uf.origin_of()
     made = np.flatnonzero(origin >= 0)
-    width = max(len(state.uf.origins), 1)
-    pairs = np.unique(roots.numpy()[made] * width + origin[made])
-    owner, index = np.divmod(pairs, width)
-    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    ends = np.r_[starts[1:], len(owner)]
+    owner, index = roots.numpy()[made], origin[made]
     names = state.uf.origins
-    alone = [(name,) for name in names]
-    single = (ends - starts) == 1  # most classes come from one module: looked up in one pass
-    out: dict[int, tuple[str, ...]] = dict(zip(owner[starts[single]].tolist(),
-                                               map(alone.__getitem__, index[starts[single]].tolist())))
-    shared: dict[tuple[int, ...], tuple[str, ...]] = {}
-    for root, start, end in zip(owner[starts[~single]].tolist(), starts[~single].tolist(), ends[~single].tolist()):
-        key = tuple(index[start:end].tolist())
-        if key not in shared:
-            shared[key] = tuple(sorted(names[i] for i in key))
-        out[root] = shared[key]
-    return out
+    low, high = np.full(len(origin), len(names)), np.full(len(origin), -1)
+    np.minimum.at(low, owner, index)
+    np.maximum.at(high, owner, index)
+    out = np.where(low == high, high, -1)  # most classes come from one module: index = its own tuple
+    listed = [(name,) for name in names]
+    mixed = high > low
+    if mixed.any():
+        width = len(names)
+        pairs = np.unique(owner[mixed[owner]] * width + index[mixed[owner]])
+        owner, index = np.divmod(pairs, width)
+        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        ends = np.r_[starts[1:], len(owner)]
+        combos: dict[tuple[int, ...], int] = {}
+        for root, start, end in zip(owner[starts].tolist(), starts.tolist(), ends.tolist()):
+            key = tuple(index[start:end].tolist())
+            if key not in combos:
+                combos[key] = len(listed)
+                listed.append(tuple(sorted(names[i] for i in key)))
+            out[root] = combos[key]
+    return out, listed
 
 
 def _join_repeated_uses(state: LabelState) -> None:

@@ -9,6 +9,7 @@ heads. Every joined label is marked as an attention label, which the `head` targ
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import fx
 
@@ -37,42 +38,63 @@ def join_heads(ctx, node: fx.Node, operands: list, rank: int, spans: list[bool])
     labels = [ctx.labels(op) if isinstance(op, fx.Node) else op for op in operands]
     labels = [x.reshape((1,) * (rank - x.dim()) + tuple(x.shape)) for x in labels]
     batch = tuple(max(x.shape[d] for x in labels) for d in range(rank - 2))
-    rows = [_batch_rows(x, batch) for x in labels]
+    rows = [_batch_rows(x, batch).numpy() for x in labels]
+    # positions holding the same labels are one head (batch x heads folded)
+    heads, first, inverse = _distinct_sets(np.concatenate(rows, 1))
+    values, counts = np.unique(heads[heads >= 0], return_counts=True)
     state = ctx.state
-    keys = [frozenset(position).difference((-1,)) for position in torch.cat(rows, 1).tolist()]
-    heads = list(dict.fromkeys(keys))  # positions holding the same labels are one head (batch x heads folded)
-    values, counts = torch.unique(torch.tensor([v for k in heads for v in k], dtype=torch.long), return_counts=True)
-    shared = set(values[counts > 1].tolist())
-    labels_of_head = torch.full((len(heads),), -1, dtype=torch.long)
-    kv_group: dict[frozenset, int] = {}  # shared labels (or the head itself, unshared) -> key/value head
-    groups = []
-    first_position = {key: keys.index(key) for key in heads}
-    joins: list[torch.Tensor] = []  # label sets that become one class each, joined in one pass below
-    for h, key in enumerate(heads):
-        own = frozenset(v for v in key if v in shared)
-        groups.append(kv_group.setdefault(own if own else frozenset([("head", h)]), len(kv_group)))
-        found = key
-        if ctx.gqa == "query" and own:  # a shared key/value head is kept, as one class: a view that
-            kv = torch.tensor(sorted(own))  # holds it beside query heads (fused qkv) then stays split by head
-            joins.append(kv)
-            state.block(kv)
-            found = key - own
-        if not found:
-            continue
-        found = torch.tensor(sorted(found), dtype=torch.long)
-        joins.append(found)
-        state.attention.update(found.tolist())
-        p = first_position[key]
-        if any(s and bool((r[p] < 0).any()) for r, s in zip(rows, spans)):
-            state.block(found, f"{node.target} in module {ctx.module(node)!r} reads a head without prunable "
-                               f"channels beside prunable ones; that head is not pruned")
-        labels_of_head[h] = int(found[0])
-    if joins:
-        state.uf.union_tensors(torch.cat([j[:1].expand(len(j)) for j in joins]), torch.cat(joins))
-    joined = labels_of_head[torch.tensor([heads.index(k) for k in keys])]
+    if counts.size and counts.max() > 1:
+        found, groups = _shared_heads(ctx, heads, set(values[counts > 1].tolist()))
+    else:  # no key/value head serves several query heads: each head is one class
+        found, groups = heads, list(range(len(heads)))
+    state.uf.union_each(torch.from_numpy(found))
+    labelled = (found >= 0).any(1)
+    state.attention.update(found[found >= 0].tolist())
+    bare = np.zeros(len(heads), dtype=bool)  # heads an operand spans without labels at their first position
+    for r, s in zip(rows, spans):
+        if s:
+            bare |= (r[first] < 0).any(1)
+    if (bare & labelled).any():
+        state.block(torch.from_numpy(found[bare & labelled]), f"{node.target} in module {ctx.module(node)!r} reads "
+                    f"a head without prunable channels beside prunable ones; that head is not pruned")
+    labels_of_head = torch.from_numpy(np.where(labelled, np.where(found >= 0, found, found.max()).min(1), -1))
+    joined = labels_of_head[torch.from_numpy(inverse)]
     if len(heads) > 1:  # remember the heads of this attention
         state.heads.setdefault(module_path(node), []).append((labels_of_head, groups))  # "": the model itself
     return state.uf.canonical(joined).reshape(*batch, 1, 1)
+
+
+def _distinct_sets(table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct label sets of the rows of `table` in order of first appearance, each sorted
+    and padded in front with -1 ([sets, width]); the first row holding each; each row's set."""
+    table = np.sort(table, axis=1)
+    table[:, 1:][table[:, 1:] == table[:, :-1]] = -1  # a label held twice at one position counts once
+    table.sort(axis=1)
+    seen: dict[bytes, int] = {}
+    inverse = np.fromiter((seen.setdefault(row.tobytes(), len(seen)) for row in table), dtype=np.int64,
+                          count=len(table))
+    first = np.unique(inverse, return_index=True)[1]  # sets are numbered in order of first appearance
+    return table[first], first, inverse
+
+
+def _shared_heads(ctx, heads: np.ndarray, shared: set[int]) -> tuple[np.ndarray, list[int]]:
+    """Grouped-query attention: per head, the labels that join its class ([heads, width], -1
+    padded) and the key/value head it reads. A shared key/value head joins its query heads
+    (gqa "kv"), or becomes one blocked class of its own (gqa "query")."""
+    found = np.full_like(heads, -1)
+    kv_group: dict[frozenset, int] = {}  # shared labels (or the head itself, unshared) -> key/value head
+    groups = []
+    for h, row in enumerate(heads.tolist()):
+        key = [v for v in row if v >= 0]
+        own = frozenset(v for v in key if v in shared)
+        groups.append(kv_group.setdefault(own if own else frozenset([("head", h)]), len(kv_group)))
+        if ctx.gqa == "query" and own:  # a shared key/value head is kept, as one class: a view that
+            kv = torch.tensor(sorted(own))  # holds it beside query heads (fused qkv) then stays split by head
+            ctx.state.uf.union_tensors(kv[:1].expand(len(kv)), kv)
+            ctx.state.block(kv)
+            key = [v for v in key if v not in own]
+        found[h, found.shape[1] - len(key):] = key
+    return found, groups
 
 
 def _spans(ctx, arg, batch_rank: int) -> bool:

@@ -22,6 +22,7 @@ class UnionFind:
         self._parent = np.empty(0, dtype=np.int64)
         self._origin = np.empty(0, dtype=np.int64)  # index into origins, -1 for non-producer labels
         self.origins: list[str] = []
+        self._origin_index: dict[str, int] = {}
         self.size = 0
 
     @property
@@ -35,9 +36,10 @@ class UnionFind:
             self._parent = np.concatenate([self._parent, np.arange(len(self._parent), capacity, dtype=np.int64)])
             self._origin = np.concatenate([self._origin, np.full(capacity - len(self._origin), -1, dtype=np.int64)])
         if origin is not None:
-            if not self.origins or self.origins[-1] != origin:
+            if origin not in self._origin_index:
+                self._origin_index[origin] = len(self.origins)
                 self.origins.append(origin)
-            self._origin[start:self.size] = len(self.origins) - 1
+            self._origin[start:self.size] = self._origin_index[origin]
         return torch.arange(start, start + n, dtype=torch.long)
 
     def origin_of(self) -> np.ndarray:
@@ -49,7 +51,7 @@ class UnionFind:
         start = x
         while True:
             up = parent[x]
-            if np.array_equal(up, x):
+            if (up == x).all():
                 break
             x = parent[up]
         parent[start] = x  # path compression
@@ -96,11 +98,16 @@ class UnionFind:
 
     def canonical(self, labels: torch.Tensor) -> torch.Tensor:
         """Each label replaced by its class root, so that joined labels compare equal."""
-        if labels.numel() == 0 or not bool((labels >= 0).any()):
-            return labels
         flat = labels.reshape(-1).numpy()
-        roots = flat.copy()
         mask = flat >= 0
+        if mask.all():
+            if not flat.size:
+                return labels
+            roots = self.find_many(flat)
+            return torch.from_numpy(roots.copy() if roots is flat else roots).reshape(labels.shape)
+        if not mask.any():
+            return labels
+        roots = flat.copy()
         roots[mask] = self.find_many(flat[mask])
         return torch.from_numpy(roots).reshape(labels.shape)
 
