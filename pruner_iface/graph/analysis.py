@@ -14,7 +14,7 @@ from torch import fx, nn
 from torch.utils import _pytree as pytree
 
 from ..errors import InputError
-from .labels import LabelState, Slice, free
+from .labels import LabelState, Slice, free, labelled
 from .rules import RULES
 from .trace import TracedModel, module_path, op_name, trace
 from .uniform import Uniform, meet_uniform, uniform_dims
@@ -140,7 +140,7 @@ class Propagation:
         touched = False
         for arg in node.all_input_nodes:
             for labels in pytree.tree_leaves(self.labels(arg)):
-                if isinstance(labels, torch.Tensor) and (labels >= 0).any():
+                if isinstance(labels, torch.Tensor) and labelled(labels):
                     touched = True
                     self.state.block(labels)
         if touched and not self.state.muted and reason not in self.state.warnings:

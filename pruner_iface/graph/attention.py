@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import fx
 
-from .labels import free
+from .labels import free, labelled
 from .rules import linear_like, out_rank, rule, transposed_parameter
 from .trace import module_path
 
@@ -151,7 +151,7 @@ def matmul(node, ctx):
 def _matrix_labels(labels: torch.Tensor) -> tuple[int | None, torch.Tensor | None] | None:
     """(-2 or -1, labels) for an operand whose labels vary along one of its two matrix dims only,
     (None, None) for one without labels, None for anything else (labels along batch dims or both)."""
-    if not bool((labels >= 0).any()):
+    if not labelled(labels):
         return None, None
     varying = [d for d in range(labels.dim()) if labels.shape[d] > 1]
     if len(varying) != 1 or varying[0] < labels.dim() - 2:

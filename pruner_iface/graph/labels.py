@@ -114,17 +114,25 @@ class UnionFind:
 
 def compress(labels: torch.Tensor, uf: "UnionFind | None" = None) -> torch.Tensor:
     """Shrink to size 1 every dim along which the labels (as class roots, given `uf`) are constant."""
-    labels = _squeeze_constant(labels)
+    labels = torch.from_numpy(_squeeze_constant(labels.numpy()))
     if uf is not None:  # joined labels compare equal once replaced by their roots
-        labels = _squeeze_constant(uf.canonical(labels))
+        labels = torch.from_numpy(_squeeze_constant(uf.canonical(labels).numpy()))
     return labels.contiguous()
 
 
-def _squeeze_constant(labels: torch.Tensor) -> torch.Tensor:
-    for d in range(labels.dim()):
-        if labels.shape[d] > 1 and bool((labels == labels.narrow(d, 0, 1)).all()):
-            labels = labels.narrow(d, 0, 1)
+def _squeeze_constant(labels: np.ndarray) -> np.ndarray:
+    """(numpy: these are small arrays, where each torch op costs several times more)"""
+    for d in range(labels.ndim):
+        if labels.shape[d] > 1:
+            first = labels[(slice(None),) * d + (slice(0, 1),)]
+            if (labels == first).all():
+                labels = first
     return labels
+
+
+def labelled(labels: torch.Tensor) -> bool:
+    """Whether any position carries a channel label."""
+    return labels.numel() > 0 and int(labels.numpy().max()) >= 0
 
 
 def free(rank: int) -> torch.Tensor:
@@ -162,7 +170,7 @@ class LabelState:
         `free` (a bool per index) marks the positions removals may take anyway: those a slice
         counted from the other end still finds (see rules._slice_regions)."""
         dims = tuple(d for d in dims if labels.shape[d] > 1)
-        if dims and not self.muted and bool((labels >= 0).any()):
+        if dims and not self.muted and labelled(labels):
             self.whole.append((labels, dims, reason, free))
 
     def share(self, rows: torch.Tensor, inner: torch.Tensor) -> None:

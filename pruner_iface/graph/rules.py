@@ -13,7 +13,7 @@ import torch
 from torch import fx
 from torch.utils import _pytree as pytree
 
-from .labels import NO_LABEL, Slice, compress, free
+from .labels import NO_LABEL, Slice, compress, free, labelled
 
 RULES: dict[str, Callable] = {}
 
@@ -232,12 +232,12 @@ def transposed_parameter(node, ctx) -> fx.Node | None:
 
 
 def _carries_labels(node, ctx) -> bool:
-    return any(bool((labels >= 0).any()) for a in node.all_input_nodes
+    return any(labelled(labels) for a in node.all_input_nodes
                for labels in pytree.tree_leaves(ctx.labels(a)) if isinstance(labels, torch.Tensor))
 
 
 def _labelled_dims(labels: torch.Tensor) -> list[int]:
-    return [d for d in range(labels.dim()) if labels.shape[d] > 1 and bool((labels >= 0).any())]
+    return [d for d in range(labels.dim()) if labels.shape[d] > 1] if labelled(labels) else []
 
 
 def _couple_split_dims(ctx, before: torch.Tensor, after: torch.Tensor) -> None:
@@ -289,12 +289,12 @@ def _shared_operands(labels: list[torch.Tensor]) -> dict[int, list[int]]:
     of their labels is shared by all rows along those dims (see LabelState.share) rather than
     joined with every row, which would merge the rows (the heads, the channels) into one unit.
     Returns operand index -> the dims it is broadcast along; none if no operand is left to meet."""
-    varying = [{d for d in range(x.dim()) if x.shape[d] > 1} if bool((x >= 0).any()) else set() for x in labels]
+    varying = [{d for d in range(x.dim()) if x.shape[d] > 1} if labelled(x) else set() for x in labels]
     shared = {}
     for i, x in enumerate(labels):
         others = set().union(*(v for j, v in enumerate(varying) if j != i))
         across = sorted(d for d in others if x.shape[d] == 1)
-        if across and bool((x >= 0).any()):
+        if across and labelled(x):
             shared[i] = across
     return shared if len(shared) < len(labels) else {}
 
@@ -326,7 +326,7 @@ def _couple_pieces(node, ctx, name) -> None:
                "slice": 1, "select": 1, "narrow": 1, "index_select": 1}[name]
     dim = node.args[dim_arg] if len(node.args) > dim_arg else node.kwargs.get("dim", 0)
     dim = dim % rank if rank else 0
-    if rank == 0 or labels.shape[dim] <= 1 or not bool((labels >= 0).any()):
+    if rank == 0 or labels.shape[dim] <= 1 or not labelled(labels):
         return
     size = ctx.shape(x)[dim]
     if name in SLICES:
@@ -504,7 +504,7 @@ def pad(node, ctx):
     rank = labels.dim()
     for i in range(len(widths) // 2):
         dim, (left, right) = rank - 1 - i, widths[2 * i:2 * i + 2]
-        if labels.shape[dim] <= 1 or not bool((labels >= 0).any()) or (left == 0 and right == 0):
+        if labels.shape[dim] <= 1 or not labelled(labels) or (left == 0 and right == 0):
             continue
         if mode != "constant" or left < 0 or right < 0:
             ctx.state.block(labels, f"{node.target} ({mode}, {widths}) over dims that carry channels "
