@@ -86,6 +86,19 @@ def test_model_outputs_never_change_shape():
     assert {g.producers for g in graph.groups} == {("0",)}
 
 
+def test_a_module_called_again_after_another_is_named_once_among_the_producers():
+    class Again(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.head = nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 1), nn.Conv2d(4, 2, 1)
+
+        def forward(self, x):
+            return self.head(self.a(x) + self.b(x) + self.a(x * 2))
+
+    graph = build_dependency_graph(Again(), (torch.randn(1, 4, 3, 3),))
+    assert len(graph.groups) == 4 and {g.producers for g in graph.groups} == {("a", "b")}
+
+
 def test_unknown_op_blocks_its_channels_and_warns_with_its_name():
     class Odd(nn.Module):
         def __init__(self):
