@@ -9,6 +9,7 @@ BENCHMARKS = {
     "graph_vs_torch_pruning": "benchmarks.graph_vs_torch_pruning",
     "hf_architectures": "benchmarks.hf_architectures",
     "minilm": "benchmarks.minilm",
+    "linear_widths": "benchmarks.linear_widths",
     "readme": "benchmarks.readme",
     "llama_scale": "benchmarks.llama_scale",
     "smollm2_gqa": "benchmarks.smollm2_gqa",

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 import pruner_iface as pi
 
-from .common import machine_header
+from .common import machine_header, onednn_channel_block
 from .results_io import write_results
 from .text_corpus import first_sentence, load, outside_documents, sentences as all_sentences
 
@@ -150,6 +150,10 @@ def main(argv=None):
     parser.add_argument("--allocator", help="choose heads and MLP neurons together with this allocator (e.g. "
                         "knapsack) under --flops, instead of fixed --heads/--mlp cuts in every layer")
     parser.add_argument("--flops", type=float, default=0.5, help="FLOPs budget for --allocator")
+    parser.add_argument("--round-to", type=int, default=onednn_channel_block(),
+                        help="with --allocator, keep each layer's MLP neuron count a multiple of this (default: "
+                             "oneDNN's fp32 block on this CPU; a GEMM whose output width is not a multiple of it "
+                             "costs up to 1.5x more per FLOP here, decision 77); heads are counted whole")
     parser.add_argument("--finetune-seconds", type=float, default=295.0,
                         help="distillation time limit, dense targets included (issue 4 allows 5 minutes)")
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -199,7 +203,8 @@ def main(argv=None):
               "lr": args.lr, "batch_size": args.batch_size, **row}
     path = RESULTS / ("minilm.json" if not args.allocator else f"minilm_{args.allocator}_{args.metric}.json")
     if args.allocator:
-        record["benchmark"] = f"minilm, {args.allocator} + {args.metric} over heads and MLP neurons at {args.flops} FLOPs"
+        record["benchmark"] = (f"minilm, {args.allocator} + {args.metric} over heads and MLP neurons at {args.flops} FLOPs, "
+                               f"neurons rounded to {args.round_to}")
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"written {path}")
 
@@ -227,11 +232,12 @@ def reconstruction(args) -> list[str]:
 
 
 def prune_ours(model, tokenizer, calibration, example, metric, heads_cut, mlp_cut, training, allocator=None,
-               flops=0.5) -> None:
+               flops=0.5, round_to=1) -> None:
     """pruner_iface: `head` then `mlp` target, each `sparsity` = the cut, sped up, with the
     `training` mechanisms (calibration refits) on each; with `allocator`, one `channel` target over
     the Linear layers (heads and neurons together) pruned to `flops` of dense."""
-    steps = ([({"name": "channel", "module_types": ["Linear"]}, allocator, {"name": "flops", "target": flops})]
+    steps = ([({"name": "channel", "module_types": ["Linear"], "round_to": round_to}, allocator,
+                {"name": "flops", "target": flops})]
              if allocator else [(target, "uniform", {"name": "sparsity", "target": amount})
                                 for target, amount in (("head", heads_cut), ("mlp", mlp_cut))])
     for target, chooser, objective in steps:
@@ -313,7 +319,8 @@ def run_one(dense, tokenizer, calibration, distil_texts, sentences, pairs, args,
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        extra = {"allocator": args.allocator, "flops": args.flops} if library == "pruner_iface" and args.allocator else {}
+        extra = ({"allocator": args.allocator, "flops": args.flops, "round_to": args.round_to}
+                 if library == "pruner_iface" and args.allocator else {})
         PRUNERS[library](model, tokenizer, calibration, example, args.metric, heads_cut, mlp_cut,
                          reconstruction(args), **extra)
     prune_seconds = time.perf_counter() - start

@@ -263,7 +263,8 @@ class Channel(Target):
 
     A group is pruned only if every module producing its channels is selected (module types —
     Linear, ConvNd and ConvTransposeNd by default, Embedding on request — and include/exclude). Outputs of the model never change shape; `round_to` keeps each layer's
-    channel count a multiple of k; no layer loses all its channels.
+    channel count a multiple of k (layers of attention heads count whole heads, unrounded); no layer loses all its
+    channels.
     """
 
     module_types: Sequence[Any] = ("Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
@@ -325,7 +326,9 @@ class Channel(Target):
                 raise ConfigError(f"attention {name!r}: {len(groups)} query heads cannot be split evenly over "
                                   f"{len(set(kv_groups))} key/value heads")
             return BalancedHeadLayer(name, model, groups, kv_groups)
-        return GroupLayer(name, model, groups, self.round_to)
+        # a head is already head_dim channels: rounding the number of heads would only forbid pruning a
+        # layer of fewer heads than round_to
+        return GroupLayer(name, model, groups, 1 if groups[0].attention else self.round_to)
 
     def report_notes(self, layers):
         approximate = sum(int(p) for layer in layers for g, p in zip(layer.groups, layer.current_pruned())

@@ -232,3 +232,18 @@ def test_multi_head_llama_without_grouping_updates_its_config(tmp_path):
     model.save_pretrained(tmp_path)
     reloaded = transformers.LlamaForCausalLM.from_pretrained(tmp_path).eval()
     assert torch.equal(first_output(reloaded, x), first_output(model, x))
+
+
+def test_channel_round_to_rounds_neurons_but_counts_heads_whole():
+    model, x = build("bert")
+    heads = model.config.num_attention_heads
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pruner = pi.Pruner(model, x, target={"name": "channel", "module_types": ["Linear"], "round_to": 8},
+                           metric="l1", objective={"name": "sparsity", "target": 0.5})
+        pruner.run()
+        pruner.speed_up()
+    layers = model.encoder.layer
+    assert heads < 8 < model.config.intermediate_size
+    assert all(layer.attention.self.num_attention_heads < heads for layer in layers)  # fewer heads than round_to: pruned
+    assert all(layer.intermediate.dense.out_features % 8 == 0 for layer in layers)
