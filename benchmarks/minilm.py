@@ -153,7 +153,7 @@ def main(argv=None):
     parser.add_argument("--round-to", type=int, default=onednn_channel_block(),
                         help="with --allocator, keep each layer's MLP neuron count a multiple of this (default: "
                              "oneDNN's fp32 block on this CPU; a GEMM whose output width is not a multiple of it "
-                             "costs up to 1.5x more per FLOP here, decision 77); heads are counted whole")
+                             "costs 1.16-1.35x as much per FLOP here, decision 77); heads are counted whole")
     parser.add_argument("--finetune-seconds", type=float, default=295.0,
                         help="distillation time limit, dense targets included (issue 4 allows 5 minutes)")
     parser.add_argument("--lr", type=float, default=1e-3)

@@ -48,16 +48,16 @@ def join_heads(ctx, node: fx.Node, operands: list, rank: int, spans: list[bool])
     else:  # no key/value head serves several query heads: each head is one class
         found, groups = heads, list(range(len(heads)))
     state.uf.union_each(torch.from_numpy(found))
-    labelled = (found >= 0).any(1)
+    held = (found >= 0).any(1)  # heads with labels of their own
     state.attention.update(found[found >= 0].tolist())
     bare = np.zeros(len(heads), dtype=bool)  # heads an operand spans without labels at their first position
     for r, s in zip(rows, spans):
         if s:
             bare |= (r[first] < 0).any(1)
-    if (bare & labelled).any():
-        state.block(torch.from_numpy(found[bare & labelled]), f"{node.target} in module {ctx.module(node)!r} reads "
+    if (bare & held).any():
+        state.block(torch.from_numpy(found[bare & held]), f"{node.target} in module {ctx.module(node)!r} reads "
                     f"a head without prunable channels beside prunable ones; that head is not pruned")
-    labels_of_head = torch.from_numpy(np.where(labelled, np.where(found >= 0, found, found.max()).min(1), -1))
+    labels_of_head = torch.from_numpy(np.where(held, np.where(found >= 0, found, found.max()).min(1), -1))
     joined = labels_of_head[torch.from_numpy(inverse)]
     if len(heads) > 1:  # remember the heads of this attention
         state.heads.setdefault(module_path(node), []).append((labels_of_head, groups))  # "": the model itself
