@@ -21,8 +21,9 @@ from torch import nn
 
 import pruner_iface as pi
 from pruner_iface.graph import build_dependency_graph, trace
+from pruner_iface.latency_table import cpu_channel_block
 
-from .common import machine_header, onednn_channel_block
+from .common import machine_header
 from .models import ViT, mobilenet_v2, resnet50
 from .results_io import write_results
 
@@ -220,7 +221,7 @@ def layer_ratio(dense, pruned, x) -> tuple[float, float]:
 
 
 def latency(threads=2, batch=8, rounds=ROUNDS, runs=3) -> list[dict]:
-    block = onednn_channel_block()
+    block = cpu_channel_block()
     rows = []
     print(f"\n## latency after speed_up to 0.5 FLOPs: channel (round_to={block}, oneDNN's fp32 channel block on this "
           f"CPU), l1 (batch {batch}, {threads} threads, "
@@ -283,7 +284,7 @@ def main(argv=None):
         "functions only), the floor for any tracer that runs the model's ops.",
         "Correct: outputs keep their shape and equal the dense model with the removed output channels zeroed "
         "(1e-3 of the output scale; 0.1 where a LayerNorm normalises over pruned channels).",
-        f"Latency: channel target with round_to={onednn_channel_block()}, l1, speed_up, batch 8, 2 threads, "
+        f"Latency: channel target with round_to={cpu_channel_block()}, l1, speed_up, batch 8, 2 threads, "
         f"ratio = median over {ROUNDS} interleaved rounds of the round's ratio of medians; goal: latency ratio within 15% of the FLOPs ratio. "
         "Layers timed alone: pruned ÷ dense sum of every leaf module's time run by itself (best of 3) on a random input of "
         "the shape it receives in the model."])

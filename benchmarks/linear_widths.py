@@ -15,7 +15,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .common import machine_header, onednn_channel_block
+from pruner_iface.latency_table import cpu_channel_block
+
+from .common import machine_header
 
 WIDTHS = (32, 64, 96, 160, 192, 384, 639, 640, 717, 720, 778, 784, 814, 816, 1006, 1008, 1024, 1536)
 
@@ -41,7 +43,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     print(machine_header("Linear time per FLOP against width"))
-    block = onednn_channel_block()
+    block = cpu_channel_block()
     up_ref = best_time(args.rows, args.hidden, args.dense, args.repeats) / args.dense
     down_ref = best_time(args.rows, args.dense, args.hidden, args.repeats) / args.dense
     print(f"rows {args.rows}, hidden {args.hidden}; per-FLOP time relative to width {args.dense}; "

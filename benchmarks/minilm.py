@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 
 import pruner_iface as pi
+from pruner_iface.latency_table import cpu_channel_block
 
-from .common import machine_header, onednn_channel_block
+from .common import machine_header
 from .results_io import write_results
 from .text_corpus import first_sentence, load, outside_documents, sentences as all_sentences
 
@@ -82,13 +83,16 @@ def length_batches(lengths: list[int], batch_size: int, generator: torch.Generat
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
-def distill(model, dense, tokenizer, texts, seconds, lr=1e-3, batch_size=64, seed=0, warmup_steps=10):
+def distill(model, dense, tokenizer, texts, seconds, lr=1e-3, batch_size=64, seed=0, warmup_steps=10,
+            max_steps=None):
     """Fine-tune toward the dense model for at most `seconds`: 1 - cosine of the sentence
     embeddings plus the mean squared error of every layer's token states (the pruned model keeps
     the hidden width, so each layer's output can be matched directly). Batches group sentences of
     similar length; dropout stays off; the dense model's states are computed once, within the
     time limit; the learning rate warms up over `warmup_steps` and decays linearly to zero at
-    the time limit."""
+    the time limit. With `max_steps` it also stops after that many steps and the decay follows
+    whichever of steps and time runs out first, so runs that must get the same fine-tune (the
+    latency example) get the same number of steps whatever the machine's load."""
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     ids = tokenizer(texts, truncation=True, max_length=64)["input_ids"]
@@ -109,7 +113,12 @@ def distill(model, dense, tokenizer, texts, seconds, lr=1e-3, batch_size=64, see
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model.eval()  # no dropout: the targets are exact, and noise slows a fine-tune this short
     steps, losses = 0, []
-    while time.perf_counter() - start < seconds:
+
+    def progress():
+        done = (time.perf_counter() - start) / seconds
+        return done if max_steps is None else max(done, steps / max_steps)
+
+    while progress() < 1.0:
         for chosen in length_batches(lengths, batch_size, generator):
             batch = pad(chosen)
             width = batch["input_ids"].shape[1]
@@ -124,15 +133,14 @@ def distill(model, dense, tokenizer, texts, seconds, lr=1e-3, batch_size=64, see
             loss = (1 - (pooled * goal).sum(-1)).mean()
             for hidden, target in zip(hiddens[1:], targets):
                 loss = loss + (((hidden - target) ** 2) * mask).sum() / mask.sum() / hidden.shape[-1]
-            elapsed = time.perf_counter() - start
             for group in optimizer.param_groups:
-                group["lr"] = lr * min(1.0, (steps + 1) / warmup_steps) * max(0.0, 1.0 - elapsed / seconds)
+                group["lr"] = lr * min(1.0, (steps + 1) / warmup_steps) * max(0.0, 1.0 - progress())
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             steps += 1
             losses.append(float(loss.detach()))
-            if time.perf_counter() - start >= seconds:
+            if progress() >= 1.0:
                 break
     model.eval()
     return steps, time.perf_counter() - start, sum(losses[-20:]) / max(1, len(losses[-20:]))
@@ -150,7 +158,7 @@ def main(argv=None):
     parser.add_argument("--allocator", help="choose heads and MLP neurons together with this allocator (e.g. "
                         "knapsack) under --flops, instead of fixed --heads/--mlp cuts in every layer")
     parser.add_argument("--flops", type=float, default=0.5, help="FLOPs budget for --allocator")
-    parser.add_argument("--round-to", type=int, default=onednn_channel_block(),
+    parser.add_argument("--round-to", type=int, default=cpu_channel_block(),
                         help="with --allocator, keep each layer's MLP neuron count a multiple of this (default: "
                              "oneDNN's fp32 block on this CPU; a GEMM whose output width is not a multiple of it "
                              "costs 1.16-1.35x as much per FLOP here, decision 77); heads are counted whole")

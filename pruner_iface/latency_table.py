@@ -4,10 +4,13 @@ An op is a Linear or ConvNd (dense or depthwise) with its input shape; its signa
 channels, kernel, stride, padding, dilation, groups, bias, input shape, dtype) keys the cache,
 whose file is also keyed by device, torch version and thread count. For each op two curves are
 measured: latency against output channels (inputs full) and against input channels (outputs
-full); a depthwise conv has one curve (inputs follow outputs). Points sit at every multiple of
-`block` and one past it, so that the staircase of vectorised kernels (oneDNN blocks channels by
-8 or 16 on CPU) is captured; between points the curve is interpolated linearly. The latency of a
-pruned op is out(o) · in(i) / full (the two axes scale independently).
+full); a depthwise conv has one curve (inputs follow outputs). Points sit at multiples of
+`block` and one past them, so that the staircase of vectorised kernels (oneDNN blocks channels by
+8, or 16 with AVX-512) is captured. Wide ops are measured at every few blocks only, so a curve is
+read as a staircase, not joined point to point: a smooth part interpolated over the measured
+multiples, plus, for a count that is not a multiple of `block`, the tail cost measured one past
+the neighbouring multiples (Curves.predict). The latency of a pruned op is out(o) · in(i) / full
+(the two axes scale independently).
 
 A cache file that cannot be read, or was written for another device, torch or thread count, is
 rebuilt, never trusted.
@@ -30,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-FORMAT = 1
+FORMAT = 2  # 2: curves carry their block (staircase reading)
 _CONVS = {nn.Conv1d: "conv1d", nn.Conv2d: "conv2d", nn.Conv3d: "conv3d"}
 
 
@@ -90,6 +93,16 @@ def signature_of(module: nn.Module, input_shape: tuple, dtype: torch.dtype) -> O
                        tuple(module.dilation), dtype_name)
 
 
+def cpu_channel_block() -> int:
+    """Channels oneDNN packs per vector register for fp32 on this CPU (16 with AVX-512, else 8):
+    channel counts that are multiples of it avoid padded, partly wasted blocks."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return 16 if any(line.startswith("flags") and " avx512f" in line for line in f) else 8
+    except OSError:
+        return 8
+
+
 def candidate_counts(size: int, block: int, max_points: int) -> list[int]:
     """Channel counts to measure: 1, `size`, and each multiple of the step (a multiple of `block`)
     together with the count one past it, where the next block starts."""
@@ -110,6 +123,7 @@ class Curves:
     out_ms: list[float]
     in_points: list[int]
     in_ms: list[float]
+    block: int = 1  # the staircase period the points were measured for (1: none, plain interpolation)
 
     @property
     def full_ms(self) -> float:
@@ -117,14 +131,17 @@ class Curves:
 
     def predict(self, kept_in, kept_out) -> np.ndarray:
         """Latency for kept input / output counts (numbers or arrays)."""
-        out = np.interp(kept_out, self.out_points, self.out_ms)
+        out = staircase(kept_out, self.out_points, self.out_ms, self.block)
         if not self.in_points:  # depthwise: inputs follow outputs
             return out
-        return out * np.interp(kept_in, self.in_points, self.in_ms) / self.full_ms
+        return out * staircase(kept_in, self.in_points, self.in_ms, self.block) / self.full_ms
 
     @classmethod
     def from_json(cls, entry: dict) -> "Curves":
-        curves = cls(**{k: list(entry[k]) for k in ("out_points", "out_ms", "in_points", "in_ms")})
+        curves = cls(**{k: list(entry[k]) for k in ("out_points", "out_ms", "in_points", "in_ms")},
+                     block=entry["block"])
+        if not isinstance(curves.block, int) or curves.block < 1:
+            raise ValueError("malformed block")
         for points, ms in ((curves.out_points, curves.out_ms), (curves.in_points, curves.in_ms)):
             if len(points) != len(ms) or points != sorted(points) or any(
                     not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 for v in ms):
@@ -132,6 +149,26 @@ class Curves:
         if not curves.out_points:
             raise ValueError("empty curve")
         return curves
+
+
+def staircase(counts, points: list[int], ms: list[float], block: int) -> np.ndarray:
+    """Latency at `counts` from points measured at multiples of `block`, one past them, 1 and the
+    full count. Between the first and last measured multiple: a smooth part through the
+    multiples, plus, for counts off a multiple, a tail cost (what one past a multiple measured
+    over the smooth part, never below zero) interpolated between measured multiples, so every
+    block multiple is as cheap as its neighbours, not only the measured ones. Outside that range
+    (below the first block, past the last multiple): the measured points joined linearly."""
+    counts = np.asarray(counts, dtype=np.float64)
+    x, y = np.asarray(points, dtype=np.float64), np.asarray(ms, dtype=np.float64)
+    plain = np.interp(counts, x, y)
+    whole = x % block == 0
+    past = np.isin(x - 1, x[whole]) & (x - 1 < x[whole].max(initial=0))  # one past a multiple, inside the range
+    if block == 1 or not past.any():
+        return plain
+    smooth = np.interp(counts, x[whole], y[whole])
+    tail = np.maximum(y[past] - np.interp(x[past], x[whole], y[whole]), 0.0)
+    inside = (counts >= x[whole][0]) & (counts <= x[whole][-1])
+    return np.where(inside, smooth + np.where(counts % block != 0, np.interp(counts, x[past], tail), 0.0), plain)
 
 
 def cpu_name() -> str:
@@ -158,12 +195,13 @@ class LatencyTable:
     (None: in memory only)."""
 
     def __init__(self, cache_dir: Optional[Path], device: str = "cpu", threads: Optional[int] = None,
-                 runs: int = 7, warmup: int = 2, block: int = 8, max_points: int = 16):
+                 runs: int = 7, warmup: int = 2, block: Optional[int] = None, max_points: int = 16):
         self.device, self.runs, self.warmup = device, runs, warmup
+        block = block or (cpu_channel_block() if device == "cpu" else 8)
         self.block, self.max_points = block, max_points
         self.threads = threads or torch.get_num_threads()
         self.header = {"format": FORMAT, "device": device_name(device), "torch": torch.__version__,
-                       "threads": self.threads}
+                       "threads": self.threads, "block": block, "max_points": max_points}
         digest = hashlib.sha1(json.dumps(self.header, sort_keys=True).encode()).hexdigest()[:12]
         self.path = None if cache_dir is None else Path(cache_dir) / f"latency-table-{digest}.json"
         self.entries: dict[str, Curves] = {}
@@ -212,10 +250,10 @@ class LatencyTable:
         out_points = candidate_counts(sig.out_channels, self.block, self.max_points)
         out_ms = [self.time_op(sig, sig.in_channels, c) for c in out_points]
         if sig.depthwise:
-            return Curves(out_points, out_ms, [], [])
+            return Curves(out_points, out_ms, [], [], self.block)
         in_points = candidate_counts(sig.in_channels, self.block, self.max_points)
         in_ms = [out_ms[-1] if c == sig.in_channels else self.time_op(sig, c, sig.out_channels) for c in in_points]
-        return Curves(out_points, out_ms, in_points, in_ms)
+        return Curves(out_points, out_ms, in_points, in_ms, self.block)
 
     def time_op(self, sig: OpSignature, kept_in: int, kept_out: int) -> float:
         """Median latency (ms) of one op; short ops are timed in repeated batches."""

@@ -4,6 +4,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import pruner_iface as pi
@@ -23,12 +25,44 @@ def test_candidate_counts_stay_few_for_wide_ops():
 
 
 def test_separable_prediction_uses_both_axes():
-    curves = Curves([1, 8, 9, 16], [1.0, 2.0, 3.0, 4.0], [1, 16], [2.0, 4.0])
+    curves = Curves([1, 8, 9, 16], [1.0, 2.0, 3.0, 4.0], [1, 16], [2.0, 4.0], block=8)
     assert curves.predict(16, 16) == pytest.approx(4.0)
-    assert curves.predict(16, 12) == pytest.approx(3.0 + 3 / 7)  # linear between 9 (3.0) and 16 (4.0)
+    # 12 is off the block: the smooth part between 8 (2.0) and 16 (4.0), plus the tail 9 measured
+    # over its smooth part (3.0 - 2.25)
+    assert curves.predict(16, 12) == pytest.approx(3.0 + 0.75)
     assert curves.predict(16, 8) == pytest.approx(2.0) and curves.predict(16, 9) == pytest.approx(3.0)  # the step
     assert curves.predict(1, 16) == pytest.approx(4.0 * 2.0 / 4.0)
-    np.testing.assert_allclose(curves.predict(np.array([16, 8.5]), np.array([16, 16])), [4.0, 4.0 * 3.0 / 4.0])
+    np.testing.assert_allclose(curves.predict(np.array([16, 16]), np.array([16, 8])), [4.0, 2.0])
+
+
+def test_staircase_makes_every_block_multiple_cheap_not_only_measured_ones():
+    # a wide op measured every 4 blocks of 8: true cost 1 per 8 channels plus a 0.5 tail off the block
+    def true(c):
+        return c / 8 + 0.5 * (c % 8 != 0)
+
+    points = candidate_counts(256, block=8, max_points=8)
+    assert 40 not in points and 72 not in points  # multiples the table never measured
+    curves = Curves(points, [float(true(c)) for c in points], [], [], block=8)
+    counts = np.arange(points[1], 257)  # from the first measured multiple (below it: joined linearly)
+    np.testing.assert_allclose(curves.predict(counts, counts), true(counts), atol=1e-9)
+    assert curves.predict(40, 40) < curves.predict(39, 39) and curves.predict(40, 40) < curves.predict(41, 41)
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(1, 600), block=st.sampled_from([1, 4, 8, 16]), max_points=st.integers(1, 20),
+       slope=st.floats(0.001, 1.0), base=st.floats(0.0, 5.0), tail=st.floats(0.0, 3.0))
+def test_staircase_reproduces_a_linear_cost_with_a_tail_off_every_block(size, block, max_points, slope, base, tail):
+    def true(c):
+        return base + slope * c + tail * (c % block != 0)
+
+    points = candidate_counts(size, block, max_points)
+    curves = Curves(points, [float(true(c)) for c in points], [], [], block=block)
+    np.testing.assert_allclose(curves.predict(np.array(points), np.array(points)), true(np.array(points)), rtol=1e-9)
+    multiples = [p for p in points if p % block == 0]
+    if multiples:  # between the first and last measured multiple, every count is read exactly
+        counts = np.arange(multiples[0], multiples[-1] + 1)
+        np.testing.assert_allclose(curves.predict(counts, counts), true(counts), rtol=1e-9, atol=1e-12)
+    assert (curves.predict(np.arange(1, size + 1), np.arange(1, size + 1)) >= 0).all()
 
 
 @pytest.mark.parametrize("module, shape, kind", [

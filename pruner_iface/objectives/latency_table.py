@@ -10,7 +10,7 @@ the prediction's error.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from typing import ClassVar, Optional, Union
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from .latency import Latency
 @dataclass
 class LatencyTableObjective(Latency):
     cache: Union[str, bool, None] = True  # directory of the JSON tables; True: $PRUNER_IFACE_CACHE or ~/.cache/pruner_iface; False: memory only
-    block: int = 8          # channel counts are measured at multiples of this and one past them
+    block: Optional[int] = None  # channel counts measured at multiples of this and one past; None: 16 on AVX-512 CPUs, else 8
     max_points: int = 16    # most multiples measured per axis (the step grows for wide ops)
     table_runs: int = 7     # timed runs per table point
 
@@ -38,7 +38,8 @@ class LatencyTableObjective(Latency):
               f"must be a directory path, True (default directory) or False (no file); got {self.cache!r}")
         for key in ("block", "max_points", "table_runs"):
             value = getattr(self, key)
-            check(isinstance(value, int) and value >= 1, key, f"must be a positive integer; got {value!r}")
+            check((key == "block" and value is None) or (isinstance(value, int) and value >= 1), key,
+                  f"must be a positive integer{' or None' if key == 'block' else ''}; got {value!r}")
         super().__post_init__()
 
     def bind_dense(self, model, example_inputs, layers):
