@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 import pruner_iface as pi
+from pruner_iface.latency_table import cpu_channel_block
 from pruner_iface.demo.digits import load_digits
 from pruner_iface.demo.model import DigitsResNet
 from pruner_iface.demo.train import accuracy, batches, cross_entropy_loss, train
@@ -89,13 +90,15 @@ def digits(args) -> list[dict]:
 
 def minilm(args) -> list[dict]:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from benchmarks.minilm import distill, embed_all, encode, fidelity, load_model
+    from benchmarks.minilm import (calibration_batches, distill, distillation_texts, embed_all, encode, fidelity,
+                                   hidden_energy, load_model)
     from benchmarks.text_corpus import first_sentence, load
 
     torch.manual_seed(0)
     corpus = load()
     sentences = [s for s, _ in (first_sentence(d) for d in corpus.evaluation)]
     calibration = [part for d in corpus.calibration for part in first_sentence(d) if part]
+    texts = distillation_texts(corpus)
     tokenizer, dense = load_model()
     timed = encode(tokenizer, [calibration[i % len(calibration)] for i in range(32)], 64)
     timed = {k: torch.nn.functional.pad(v, (0, 64 - v.shape[1]), value=1 if k == "attention_mask" else 0)
@@ -103,10 +106,17 @@ def minilm(args) -> list[dict]:
     dense_sentences = embed_all(dense, tokenizer, sentences, 64)
     probe = sentences[:64]
     probe_dense = embed_all(dense, tokenizer, probe, 64)
+    calibrate = calibration_batches(tokenizer, calibration)
 
     def score_candidate(model):  # annealing: embedding fidelity of the masked candidate on a probe set
         return fidelity(model, probe_dense, tokenizer, probe)
 
+    # heads and MLP neurons: the channel target over the Linear layers (the hidden width is produced
+    # by the embeddings), neurons rounded to the CPU's channel block; every config scores them with
+    # `fluctuation` (FLAP: activation variance times weight norm, comparable across layers) and refits
+    # the layers reading them by least squares on the calibration batches, so the configs differ
+    # only in how they allocate
+    target = {"name": "channel", "module_types": ["Linear"], "round_to": cpu_channel_block()}
     rows = []
     for label, (allocator, kind) in CONFIGS.items():
         model = copy.deepcopy(dense)
@@ -116,14 +126,13 @@ def minilm(args) -> list[dict]:
         started = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            # heads and MLP neurons: the channel target's groups produced by Linear layers (the
-            # hidden width is produced by the embeddings, which are not selected)
-            pruner = pi.Pruner(model, timed, target={"name": "channel"}, metric="l2", allocator=spec,
+            pruner = pi.Pruner(model, timed, target=target, metric="fluctuation", allocator=spec,
+                               training=["least_squares"],
                                objective=objective_spec(kind, args.budget, args.quick, args.cache))
-            pruner.run(evaluate=score_candidate if allocator == "annealing" else None)
+            pruner.run(data=calibrate, loss_fn=hidden_energy,
+                       evaluate=score_candidate if allocator == "annealing" else None)
             pruner.speed_up()
-        # the settings its recorded figures (README) ran with; the benchmark's defaults suit ~5 minutes
-        distill(model, dense, tokenizer, calibration, args.finetune_seconds, lr=5e-4, batch_size=32)
+        distill(model, dense, tokenizer, texts, float("inf"), max_steps=args.finetune_steps)
         seconds = time.perf_counter() - started
         rows.append(measure(label, model, dense, timed, fidelity(model, dense_sentences, tokenizer, sentences),
                             seconds, pruner))
@@ -165,7 +174,8 @@ def main(argv=None):
     parser.add_argument("--model", choices=["digits", "minilm"], default="digits")
     parser.add_argument("--budget", type=float, default=0.5, help="fraction of dense latency")
     parser.add_argument("--quick", action="store_true", help="short training and fewer timed runs")
-    parser.add_argument("--finetune-seconds", type=float, default=60.0, help="minilm distillation per config")
+    parser.add_argument("--finetune-steps", type=int, default=300,
+                        help="minilm: distillation steps per config (batch 64, the benchmark's distill)")
     parser.add_argument("--cache", default=None, help="latency-table directory (default: a temporary one)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
