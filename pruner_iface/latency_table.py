@@ -12,7 +12,8 @@ multiples, plus, for a count that is not a multiple of `block`, the tail cost me
 the neighbouring multiples (Curves.predict). The latency of a pruned op is out(o) · in(i) / full
 (the two axes scale independently).
 
-A cache file that cannot be read, or was written for another device, torch or thread count, is
+A cache file that cannot be read, or was written for another device, torch, thread count or
+measuring grid (block, max_points), is
 rebuilt, never trusted.
 """
 from __future__ import annotations
