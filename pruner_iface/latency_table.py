@@ -13,8 +13,7 @@ the neighbouring multiples (Curves.predict). The latency of a pruned op is out(o
 (the two axes scale independently).
 
 A cache file that cannot be read, or was written for another device, torch, thread count or
-measuring grid (block, max_points), is
-rebuilt, never trusted.
+measuring grid (block, max_points), is rebuilt, never trusted.
 """
 from __future__ import annotations
 
