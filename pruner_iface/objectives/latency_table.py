@@ -27,7 +27,7 @@ from .latency import Latency
 @dataclass
 class LatencyTableObjective(Latency):
     cache: Union[str, bool, None] = True  # directory of the JSON tables; True: $PRUNER_IFACE_CACHE or ~/.cache/pruner_iface; False: memory only
-    block: Optional[int] = None  # channel counts measured at multiples of this and one past; None: 16 on AVX-512 CPUs, else 8
+    block: Optional[int] = None  # counts measured at multiples of this and one past; None: the CPU's (16 or 8)
     max_points: int = 16    # most multiples measured per axis (the step grows for wide ops)
     table_runs: int = 7     # timed runs per table point
 
